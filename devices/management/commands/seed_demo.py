@@ -1,0 +1,63 @@
+import math
+import secrets
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from accounts.models import ApiToken, User
+from devices.models import Device, DeviceGroup
+from telemetry import ingest
+from telemetry.points import Point
+from telemetry.timeparse import now_ms
+
+DEMO_DEVICES = [
+    ("Living room sensor", "temperature_sensor", "Living room"),
+    ("Bedroom air purifier", "air_purifier", "Bedroom"),
+    ("Workshop power meter", "industrial_sensor", "Workshop"),
+]
+
+
+class Command(BaseCommand):
+    help = "Create a demo user, an operator and a few devices with a day of telemetry, if the database is empty."
+
+    def handle(self, *args, **options) -> None:
+        if User.objects.exists():
+            self.stdout.write("Database already has users; demo data not created.")
+            return
+        with transaction.atomic():
+            lines = self._create()
+        self.stdout.write(self.style.SUCCESS("Demo data created. These secrets are shown only now:"))
+        for line in lines:
+            self.stdout.write(f"  {line}")
+
+    def _create(self) -> list[str]:
+        demo_password = secrets.token_urlsafe(9)
+        admin_password = secrets.token_urlsafe(9)
+        demo = User.objects.create_user("demo", password=demo_password, email="demo@example.com")
+        User.objects.create_superuser("admin", password=admin_password, email="admin@example.com")
+        _, token = ApiToken.issue(demo, name="demo")
+        group = DeviceGroup.objects.create(owner=demo, name="Home", description="Demo devices")
+        lines = [
+            f"operator: admin / {admin_password}  (http://127.0.0.1:8000/admin/)",
+            f"user:     demo / {demo_password}",
+            f"demo API token: {token}",
+        ]
+        for index, (name, device_type, location) in enumerate(DEMO_DEVICES):
+            device = Device(owner=demo, name=name, device_type=device_type, location=location)
+            key = device.set_new_api_key()
+            device.save()
+            device.groups.add(group)
+            ingest.store(self._day_of_telemetry(device.pk, index), "demo")
+            lines.append(f"device #{device.pk} {name!r}: X-API-Key {key}")
+        return lines
+
+    @staticmethod
+    def _day_of_telemetry(device_id: int, phase: int) -> list:
+        end = now_ms()
+        points = []
+        for step in range(288):  # every 5 minutes for 24 hours
+            ts = end - (288 - step) * 300_000
+            angle = step / 288 * 2 * math.pi + phase
+            points.append(Point(device_id, "temperature", ts, round(21 + 3 * math.sin(angle), 2)))
+            points.append(Point(device_id, "humidity", ts, round(50 + 10 * math.cos(angle), 2)))
+        return points

@@ -1,0 +1,3 @@
+"""WebSocket URL patterns served by the ws process."""
+
+websocket_urlpatterns: list = []

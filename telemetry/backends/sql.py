@@ -1,0 +1,168 @@
+"""Telemetry in the Django database (PostgreSQL in production, SQLite embedded)."""
+
+from collections.abc import Sequence
+
+from django.db import DatabaseError, OperationalError, connection, transaction
+from django.db.models import Avg, BigIntegerField, Count, ExpressionWrapper, F, Max, Min, Sum
+
+from telemetry.models import LatestValue, TelemetryPoint, ValueType
+from telemetry.points import Bucket, Point, Value
+
+from .base import BackendUnavailable, TelemetryBackend
+
+AGGREGATES = {"mean": Avg, "min": Min, "max": Max, "sum": Sum, "count": Count}
+COLUMNS = "device_id, measurement, ts, value_type, value_float, value_text"
+
+
+def encode(value: Value) -> tuple[int, float | None, str | None]:
+    if isinstance(value, bool):
+        return ValueType.BOOL, float(value), None
+    if isinstance(value, int):
+        return ValueType.INT, float(value), None
+    if isinstance(value, float):
+        return ValueType.FLOAT, value, None
+    return ValueType.TEXT, None, value
+
+
+def decode(value_type: int, value_float: float | None, value_text: str | None) -> Value:
+    if value_type == ValueType.BOOL:
+        return bool(value_float)
+    if value_type == ValueType.INT:
+        return int(value_float)
+    if value_type == ValueType.TEXT:
+        return value_text
+    return value_float
+
+
+def _rows(points: Sequence[Point]) -> list[tuple]:
+    return [(p.device_id, p.measurement, p.ts, *encode(p.value)) for p in points]
+
+
+def _newest_per_series(points: Sequence[Point]) -> list[Point]:
+    newest: dict[tuple[int, str], Point] = {}
+    for point in points:
+        key = (point.device_id, point.measurement)
+        if key not in newest or newest[key].ts <= point.ts:
+            newest[key] = point
+    # A fixed order keeps concurrent writers taking row locks in the same order (no deadlocks).
+    return [newest[key] for key in sorted(newest)]
+
+
+class SQLBackend(TelemetryBackend):
+    name = "sql"
+
+    def __init__(self) -> None:
+        self.points_table = TelemetryPoint._meta.db_table
+        self.latest_table = LatestValue._meta.db_table
+
+    def _chunk_size(self) -> int:
+        # SQLite allows 32,766 bound parameters per statement, PostgreSQL 65,535; six per row.
+        return 500 if connection.vendor == "sqlite" else 2000
+
+    def write(self, points: Sequence[Point]) -> None:
+        if not points:
+            return
+        rows = _rows(points)
+        latest = _rows(_newest_per_series(points))
+        size = self._chunk_size()
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                for i in range(0, len(rows), size):
+                    chunk = rows[i : i + size]
+                    cursor.execute(
+                        f"INSERT INTO {self.points_table} ({COLUMNS}) VALUES {self._placeholders(len(chunk))} "
+                        "ON CONFLICT (device_id, measurement, ts) DO NOTHING",
+                        [v for row in chunk for v in row],
+                    )
+                for i in range(0, len(latest), size):
+                    chunk = latest[i : i + size]
+                    cursor.execute(
+                        f"INSERT INTO {self.latest_table} ({COLUMNS}) VALUES {self._placeholders(len(chunk))} "
+                        "ON CONFLICT (device_id, measurement) DO UPDATE SET ts = excluded.ts, "
+                        "value_type = excluded.value_type, value_float = excluded.value_float, "
+                        f"value_text = excluded.value_text WHERE {self.latest_table}.ts <= excluded.ts",
+                        [v for row in chunk for v in row],
+                    )
+        except OperationalError as exc:
+            raise BackendUnavailable(str(exc)) from exc
+
+    @staticmethod
+    def _placeholders(rows: int) -> str:
+        return ", ".join(["(%s, %s, %s, %s, %s, %s)"] * rows)
+
+    def _points(self, device_id: int, start: int | None, end: int | None, fields: Sequence[str] | None):
+        qs = TelemetryPoint.objects.filter(device_id=device_id)
+        if start is not None:
+            qs = qs.filter(ts__gte=start)
+        if end is not None:
+            qs = qs.filter(ts__lt=end)
+        if fields:
+            qs = qs.filter(measurement__in=list(fields))
+        return qs
+
+    def history(self, device_id, *, start, end, fields=None, limit=1000, descending=True) -> list[Point]:
+        order = ("-ts", "measurement") if descending else ("ts", "measurement")
+        rows = self._points(device_id, start, end, fields).order_by(*order)[:limit]
+        return [
+            Point(device_id, m, ts, decode(t, f, s))
+            for m, ts, t, f, s in rows.values_list("measurement", "ts", "value_type", "value_float", "value_text")
+        ]
+
+    def latest(self, device_id, fields=None) -> dict[str, Point]:
+        qs = LatestValue.objects.filter(device_id=device_id)
+        if fields:
+            qs = qs.filter(measurement__in=list(fields))
+        return {
+            m: Point(device_id, m, ts, decode(t, f, s))
+            for m, ts, t, f, s in qs.values_list("measurement", "ts", "value_type", "value_float", "value_text")
+        }
+
+    def aggregate(self, device_id, fields, *, start, end, window_ms, function) -> dict[str, list[Bucket]]:
+        bucket = ExpressionWrapper(F("ts") / window_ms * window_ms, output_field=BigIntegerField())
+        rows = (
+            self._points(device_id, start, end, fields)
+            .filter(value_float__isnull=False)
+            .annotate(bucket=bucket)
+            .values("measurement", "bucket")
+            .annotate(value=AGGREGATES[function]("value_float"), n=Count("value_float"))
+            .order_by("measurement", "bucket")
+        )
+        result: dict[str, list[Bucket]] = {field: [] for field in fields}
+        for row in rows:
+            value = float(row["value"]) if row["value"] is not None else None
+            result[row["measurement"]].append(Bucket(row["bucket"], value, row["n"]))
+        return result
+
+    def delete(self, device_id, *, start=None, end=None, fields=None) -> int:
+        with transaction.atomic():
+            deleted, _ = self._points(device_id, start, end, fields).delete()
+            self._rebuild_latest(device_id, fields)
+        return deleted
+
+    def _rebuild_latest(self, device_id: int, fields: Sequence[str] | None) -> None:
+        """After a delete, point each touched measurement's latest value at what is left."""
+        stale = LatestValue.objects.filter(device_id=device_id)
+        if fields:
+            stale = stale.filter(measurement__in=list(fields))
+        measurements = list(stale.values_list("measurement", flat=True))
+        stale.delete()
+        survivors = []
+        for measurement in measurements:
+            newest = self.history(device_id, start=None, end=None, fields=[measurement], limit=1)
+            survivors.extend(newest)
+        if survivors:
+            self.write(survivors)
+
+    def count(self, device_id=None) -> int:
+        qs = TelemetryPoint.objects.all()
+        if device_id is not None:
+            qs = qs.filter(device_id=device_id)
+        return qs.count()
+
+    def health(self) -> dict:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except DatabaseError as exc:
+            return {"status": "unhealthy", "backend": self.name, "error": str(exc)}
+        return {"status": "healthy", "backend": self.name, "database": connection.vendor}

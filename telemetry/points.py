@@ -1,0 +1,25 @@
+"""The unit of telemetry every backend stores: one value of one measurement at one time."""
+
+from dataclasses import dataclass
+
+Value = float | int | bool | str
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    device_id: int
+    measurement: str
+    ts: int  # epoch milliseconds, UTC
+    value: Value
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """One time window of an aggregation: its start, the aggregated value and how many points fed it."""
+
+    ts: int
+    value: float | None
+    count: int
+
+
+AGGREGATIONS = ("mean", "min", "max", "sum", "count")
