@@ -93,7 +93,7 @@ def _record_points(device_id: int, record: Any, path: str, errors: dict[str, lis
         ts = parse_point_timestamp(record.get("timestamp"))
     except ValueError as exc:
         errors.setdefault(f"{prefix}timestamp", []).append(f"Timestamp {exc}.")
-        return []
+        ts = 0  # keep validating the values so every error is reported at once
     values: dict[str, Value] = {}
     _flatten(data, "", f"{prefix}data", values, errors)
     return [Point(device_id, name, ts, value) for name, value in values.items()]
