@@ -30,6 +30,9 @@ class ServiceUnavailable(exceptions.APIException):
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, RecursionError) and "JSON" in str(exc):
+        # The JSON decoder's own nesting limit: the body is at fault, not the server.
+        exc = exceptions.ParseError("JSON parse error - nested too deeply.")
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -1,5 +1,6 @@
 """Timestamps as devices send them and time ranges as people ask for them, all to epoch milliseconds."""
 
+import functools
 import re
 import time
 from datetime import UTC, datetime
@@ -12,6 +13,9 @@ UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w"
 
 # Numbers below this are epoch seconds, at or above it epoch milliseconds (1e11 s is the year 5138).
 SECONDS_LIMIT = 100_000_000_000
+# Years 1 to 9999, the range a datetime can show.
+EARLIEST_MS = -62_135_596_800_000
+LATEST_MS = 253_402_300_799_999
 
 
 def now_ms() -> int:
@@ -26,8 +30,19 @@ def to_iso(ms: int) -> str:
     return to_datetime(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _in_calendar(ms: int) -> int:
+    if not EARLIEST_MS <= ms <= LATEST_MS:
+        raise ValueError("is outside the years 1 to 9999")
+    return ms
+
+
 def _min_ms() -> int:
-    return parse_absolute(settings.TELEMETRY_MIN_TIMESTAMP)
+    return _parse_setting(settings.TELEMETRY_MIN_TIMESTAMP)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_setting(value: str) -> int:
+    return parse_absolute(value)
 
 
 def parse_absolute(value: str | int | float) -> int:
@@ -37,7 +52,7 @@ def parse_absolute(value: str | int | float) -> int:
     if isinstance(value, int | float):
         if value != value or value in (float("inf"), float("-inf")):
             raise ValueError("must be a finite number")
-        return int(value * 1000) if abs(value) < SECONDS_LIMIT else int(value)
+        return _in_calendar(int(value * 1000) if abs(value) < SECONDS_LIMIT else int(value))
     if not isinstance(value, str):
         raise ValueError("must be an ISO 8601 string or epoch seconds/milliseconds")
     text = value.strip()
@@ -51,7 +66,7 @@ def parse_absolute(value: str | int | float) -> int:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
+    return _in_calendar(int(parsed.timestamp() * 1000))
 
 
 def parse_point_timestamp(value) -> int:
@@ -75,7 +90,7 @@ def parse_query_time(value: str | None, default_ms: int) -> int:
         return now_ms()
     match = RELATIVE.match(text)
     if match:
-        return now_ms() - int(match.group(1)) * UNIT_MS[match.group(2)]
+        return _in_calendar(now_ms() - int(match.group(1)) * UNIT_MS[match.group(2)])
     return parse_absolute(text)
 
 

@@ -1,7 +1,6 @@
 """Telemetry endpoints of the IoTFlow v1 contract (seed 004)."""
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import DatabaseError
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
@@ -20,7 +19,7 @@ from iotflow.throttling import TelemetryThrottle
 from telemetry import ingest
 from telemetry.backends import BackendUnavailable, get_backend
 from telemetry.points import AGGREGATIONS, Point
-from telemetry.timeparse import now_ms, parse_duration, parse_query_time, to_iso
+from telemetry.timeparse import EARLIEST_MS, now_ms, parse_duration, parse_query_time, to_iso
 
 HOUR_MS = 3_600_000
 MAX_BUCKETS = 10_000
@@ -44,7 +43,10 @@ def point_body(point: Point) -> dict:
 def query_range(request: Request, default_span_ms: int) -> tuple[int, int]:
     try:
         end = parse_query_time(request.query_params.get("end_time"), now_ms())
-        start = parse_query_time(request.query_params.get("start_time"), end - default_span_ms)
+    except ValueError as exc:
+        raise exceptions.ValidationError({"end_time": [f"Time {exc}."]}) from None
+    try:
+        start = parse_query_time(request.query_params.get("start_time"), max(end - default_span_ms, EARLIEST_MS))
     except ValueError as exc:
         raise exceptions.ValidationError({"start_time": [f"Time {exc}."]}) from None
     if start >= end:
@@ -150,7 +152,6 @@ class TelemetryHistoryView(ReadView):
         has_range = "start_time" in request.query_params or "end_time" in request.query_params
         start, end = query_range(request, now_ms()) if has_range else (None, None)
         deleted = backend_call(get_backend().delete, device.pk, start=start, end=end, fields=query_fields(request))
-        cache.delete(ingest.latest_cache_key(device.pk))
         return Response({"message": "Telemetry deleted", "device_id": device.pk, "deleted": deleted})
 
 
@@ -169,13 +170,8 @@ class TelemetryLatestView(ReadView):
     @extend_schema(parameters=[OpenApiParameter("fields", str)])
     def get(self, request: Request, device_id: int) -> Response:
         device = device_for_request(request, device_id)
-        fields = query_fields(request)
-        key = ingest.latest_cache_key(device.pk)
-        latest = cache.get(key) if not fields else None
-        if latest is None:
-            latest = backend_call(get_backend().latest, device.pk, fields)
-            if not fields:
-                cache.set(key, latest, 300)
+        # The backend keeps latest values apart from history (one indexed read), so no extra cache is needed.
+        latest = backend_call(get_backend().latest, device.pk, query_fields(request))
         newest = max((p.ts for p in latest.values()), default=None)
         return Response(
             {
