@@ -18,7 +18,7 @@ from django.utils.safestring import SafeString
 from telemetry.backends import BackendUnavailable, get_backend
 from telemetry.timeparse import to_iso
 
-from .models import Device, DeviceConfiguration, DeviceGroup
+from .models import Command, Device, DeviceConfiguration, DeviceGroup, FleetCommand, HealthEvent
 
 KEY_FIELDS = ["api_key_prefix", "api_key_hash", "key_rotated_at", "updated_at"]
 
@@ -42,11 +42,47 @@ class DeviceConfigurationInline(admin.TabularInline):
     extra = 0
 
 
+class HealthEventInline(admin.TabularInline):
+    model = HealthEvent
+    fields = ("at", "previous", "state", "reason")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    ordering = ("-at",)
+    verbose_name_plural = "Health changes"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).order_by("-at")
+
+
+class CommandInline(admin.TabularInline):
+    model = Command
+    fields = ("created_at", "action", "params", "source", "status", "attempts", "acknowledged_at", "error")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+    verbose_name_plural = "Commands (audit log)"
+
+
 @admin.register(Device)
 class DeviceAdmin(admin.ModelAdmin):
-    list_display = ("name", "id", "owner", "device_type", "status", "online", "last_seen", "api_key_prefix")
+    list_display = (
+        "name",
+        "id",
+        "owner",
+        "device_type",
+        "status",
+        "health",
+        "health_since",
+        "last_seen",
+        "api_key_prefix",
+    )
     list_filter = (
         "status",
+        "health",
         "device_type",
         ("groups", admin.RelatedOnlyFieldListFilter),
         ("owner", admin.RelatedOnlyFieldListFilter),
@@ -55,22 +91,40 @@ class DeviceAdmin(admin.ModelAdmin):
     list_select_related = ("owner",)
     autocomplete_fields = ("owner",)
     filter_horizontal = ("groups",)
-    inlines = (DeviceConfigurationInline,)
+    inlines = (DeviceConfigurationInline, HealthEventInline, CommandInline)
     actions = ("rotate_api_keys", "mark_active", "mark_inactive", "mark_maintenance")
     add_fieldsets = (
         (None, {"fields": ("name", "owner", "device_type", "status", "description", "location", "groups")}),
-        ("Hardware", {"fields": ("firmware_version", "hardware_version")}),
+        ("Hardware", {"fields": ("firmware_version", "hardware_version", "expected_interval")}),
     )
     fieldsets = (
         *add_fieldsets,
         ("API key", {"fields": ("api_key_prefix", "key_rotated_at")}),
-        ("Activity", {"fields": ("online", "last_seen", "last_metadata", "created_at", "updated_at")}),
+        (
+            "Activity",
+            {
+                "fields": (
+                    ("health", "health_since", "health_reason"),
+                    "last_seen",
+                    "last_metadata",
+                    "created_at",
+                    "updated_at",
+                )
+            },
+        ),
+        ("State", {"fields": (("reported_state", "reported_state_at"), ("desired_state", "desired_state_at"))}),
         ("Telemetry", {"fields": ("stored_points", "latest_values")}),
     )
     readonly_fields = (
         "api_key_prefix",
         "key_rotated_at",
-        "online",
+        "health",
+        "health_since",
+        "health_reason",
+        "reported_state",
+        "reported_state_at",
+        "desired_state",
+        "desired_state_at",
         "last_seen",
         "last_metadata",
         "created_at",
@@ -82,6 +136,9 @@ class DeviceAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         return self.add_fieldsets if obj is None else self.fieldsets
 
+    def get_inlines(self, request, obj=None):
+        return self.inlines if obj is not None else (DeviceConfigurationInline,)
+
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         if db_field.name == "groups":
             kwargs["queryset"] = DeviceGroup.objects.select_related("owner")
@@ -90,10 +147,6 @@ class DeviceAdmin(admin.ModelAdmin):
             field.label_from_instance = lambda group: f"{group.name} ({group.owner})"
             return field
         return super().formfield_for_manytomany(db_field, request, **kwargs)
-
-    @admin.display(boolean=True, description="online")
-    def online(self, device: Device) -> bool:
-        return device.is_online
 
     @admin.display(description="Stored points")
     def stored_points(self, device: Device) -> str:
@@ -205,3 +258,65 @@ class DeviceConfigurationAdmin(admin.ModelAdmin):
     list_select_related = ("device",)
     autocomplete_fields = ("device",)
     readonly_fields = ("updated_at",)
+
+
+@admin.register(Command)
+class CommandAdmin(admin.ModelAdmin):
+    """The command audit log: every command, whatever its source, with its delivery history."""
+
+    list_display = ("created_at", "device", "action", "source", "status", "attempts", "acknowledged_at")
+    list_filter = ("status", "source", "action")
+    search_fields = ("id", "device__name", "action")
+    list_select_related = ("device",)
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    readonly_fields = [field.name for field in Command._meta.fields]
+    actions = ("cancel_commands",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Cancel selected open commands", permissions=["view"])
+    def cancel_commands(self, request: HttpRequest, queryset: QuerySet[Command]) -> None:
+        from .commands import CommandRejected, cancel
+
+        cancelled = 0
+        for command in queryset:
+            try:
+                cancel(command)
+                cancelled += 1
+            except CommandRejected:
+                pass
+        self.message_user(request, f"{cancelled} command(s) cancelled.", messages.SUCCESS)
+
+
+@admin.register(FleetCommand)
+class FleetCommandAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "group", "action", "created_by", "rollup")
+    list_select_related = ("group", "created_by")
+    readonly_fields = ("group", "action", "params", "created_by", "created_at", "rollup")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="Commands by status")
+    def rollup(self, fleet: FleetCommand) -> str:
+        from .commands import rollup
+
+        return ", ".join(f"{status}: {n}" for status, n in rollup(fleet).items() if n)
+
+
+@admin.register(HealthEvent)
+class HealthEventAdmin(admin.ModelAdmin):
+    list_display = ("at", "device", "previous", "state", "reason")
+    list_filter = ("state", "reason")
+    search_fields = ("device__name",)
+    list_select_related = ("device",)
+    show_full_result_count = False
+    readonly_fields = ("device", "state", "previous", "reason", "at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -2,8 +2,9 @@
 
 import base64
 import hashlib
+import hmac
 import secrets
-from datetime import timedelta
+import uuid
 
 from django.conf import settings
 from django.db import models
@@ -26,11 +27,20 @@ class DeviceGroup(models.Model):
         return self.name
 
 
+class Health(models.TextChoices):
+    NEVER_SEEN = "never_seen", "never seen"
+    ONLINE = "online"
+    STALE = "stale"
+    OFFLINE = "offline"
+
+
 class Device(models.Model):
     class Status(models.TextChoices):
         ACTIVE = "active"
         INACTIVE = "inactive"
         MAINTENANCE = "maintenance"
+
+    Health = Health
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="devices")
     name = models.CharField(max_length=100)
@@ -45,6 +55,16 @@ class Device(models.Model):
     api_key_hash = models.CharField(max_length=64, unique=True, editable=False)
     key_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_seen = models.DateTimeField(null=True, blank=True, db_index=True)
+    health = models.CharField(max_length=12, choices=Health.choices, default=Health.NEVER_SEEN, db_index=True)
+    health_since = models.DateTimeField(null=True, blank=True)
+    health_reason = models.CharField(max_length=50, blank=True, help_text="The event that set the health state.")
+    expected_interval = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seconds between reports; silence past it makes the device stale."
+    )
+    reported_state = models.JSONField(default=dict, blank=True, help_text="State the device last reported.")
+    reported_state_at = models.DateTimeField(null=True, blank=True)
+    desired_state = models.JSONField(default=dict, blank=True, help_text="State IoTFlow last asked for.")
+    desired_state_at = models.DateTimeField(null=True, blank=True)
     last_metadata = models.JSONField(default=dict, blank=True, help_text="Metadata of the latest telemetry record.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -67,9 +87,7 @@ class Device(models.Model):
 
     @property
     def is_online(self) -> bool:
-        if self.last_seen is None:
-            return False
-        return timezone.now() - self.last_seen < timedelta(seconds=settings.DEVICE_ONLINE_SECONDS)
+        return self.health == Health.ONLINE
 
     @property
     def mqtt_username(self) -> str:
@@ -80,9 +98,14 @@ class Device(models.Model):
         return f"{settings.MQTT_TOPIC_PREFIX}/{self.pk}/"
 
 
-def mqtt_password_for(api_key: str) -> str:
-    """The device's MQTT password, derived from its API key so neither is stored in clear."""
-    digest = hashlib.sha256(b"iotflow-mqtt:" + api_key.encode()).digest()
+def mqtt_password_for(device: "Device") -> str:
+    """The device's MQTT password: an HMAC of its key hash under a server secret.
+
+    It is never stored, changes when the key is rotated, and the platform can
+    recompute it at any time to (re)create the device's broker account.
+    """
+    secret = (settings.MQTT_DEVICE_PASSWORD_SECRET or settings.SECRET_KEY).encode()
+    digest = hmac.new(secret, b"iotflow-mqtt:" + device.api_key_hash.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
@@ -100,3 +123,100 @@ class DeviceConfiguration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}={self.value!r}"
+
+
+class HealthEvent(models.Model):
+    """Every change of a device's health state, with what caused it."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="health_events")
+    state = models.CharField(max_length=12, choices=Health.choices)
+    previous = models.CharField(max_length=12, choices=Health.choices)
+    reason = models.CharField(max_length=50)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.device_id}: {self.previous} → {self.state} ({self.reason})"
+
+
+class FleetCommand(models.Model):
+    """One command sent to every device of a group; each device gets its own tracked Command."""
+
+    group = models.ForeignKey(DeviceGroup, on_delete=models.CASCADE, related_name="fleet_commands")
+    action = models.CharField(max_length=100)
+    params = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.action} → group {self.group_id}"
+
+
+class Command(models.Model):
+    """A command to one device and its whole delivery history: the audit log."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        ACKNOWLEDGED = "acknowledged"
+        FAILED = "failed"
+        TIMEOUT = "timeout"
+        EXPIRED = "expired"
+        CANCELLED = "cancelled"
+
+    class Source(models.TextChoices):
+        USER = "user"
+        ADMIN = "admin"
+        FLEET = "fleet"
+        SCHEDULE = "schedule"
+        OVERRIDE = "override"
+        SYSTEM = "system"
+
+    OPEN = (Status.PENDING, Status.SENT)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="commands")
+    action = models.CharField(max_length=100)
+    params = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.USER)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    fleet_command = models.ForeignKey(
+        FleetCommand, null=True, blank=True, on_delete=models.SET_NULL, related_name="commands"
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True, help_text="Time of the latest delivery attempt.")
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    response = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["device", "-created_at"], name="command_device_recent"),
+            models.Index(fields=["status", "sent_at"], name="command_open"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} → {self.device_id} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN
+
+    def as_message(self) -> dict:
+        """What the device receives."""
+        return {
+            "id": str(self.id),
+            "action": self.action,
+            "params": self.params,
+            "issued_at": self.created_at.isoformat(),
+        }

@@ -40,9 +40,9 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-def _local_secret_key() -> str:
-    """A per-installation key kept in var/, so development needs no configuration."""
-    path = VAR_DIR / "secret_key"
+def local_secret(name: str) -> str:
+    """A per-installation secret kept in var/, so the embedded setup needs no configuration."""
+    path = VAR_DIR / name
     if not path.exists():
         VAR_DIR.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(50))
@@ -57,7 +57,7 @@ SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
     if PRODUCTION:
         raise ImproperlyConfigured("SECRET_KEY must be set when IOTFLOW_PRODUCTION is on.")
-    SECRET_KEY = _local_secret_key()
+    SECRET_KEY = local_secret("secret_key")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
@@ -129,6 +129,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # A file, not memory, so worker processes started by integration tests share the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-iotflow.sqlite3")}
 else:
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5))
@@ -172,6 +174,7 @@ else:
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.TokenAuthentication",
+        "accounts.authentication.AdminTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -190,7 +193,8 @@ REST_FRAMEWORK = {
 RATE_LIMITS_ENABLED = env_bool("RATE_LIMITS_ENABLED", True)
 # Number of reverse proxies in front of the app; 0 means REMOTE_ADDR is the client.
 NUM_PROXIES = env_int("NUM_PROXIES", 0)
-REST_FRAMEWORK["NUM_PROXIES"] = NUM_PROXIES or None
+# DRF reads None as "trust X-Forwarded-For"; 0 means the client's own address.
+REST_FRAMEWORK["NUM_PROXIES"] = NUM_PROXIES
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "IoTFlow API",
@@ -205,7 +209,6 @@ SPECTACULAR_SETTINGS = {
 
 # Device API and telemetry.
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 60)
-DEVICE_ONLINE_SECONDS = env_int("DEVICE_ONLINE_SECONDS", 300)
 LAST_SEEN_RESOLUTION_SECONDS = env_int("LAST_SEEN_RESOLUTION_SECONDS", 5)
 TELEMETRY_BACKEND = env_str("TELEMETRY_BACKEND", "sql")
 TELEMETRY_MAX_POINTS_PER_REQUEST = env_int("TELEMETRY_MAX_POINTS_PER_REQUEST", 10_000)
@@ -219,6 +222,21 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 5 * 1024 * 1024)
 MQTT_URL = env_str("MQTT_URL", "mqtt://127.0.0.1:1883")
 MQTT_PUBLIC_HOST = env_str("MQTT_PUBLIC_HOST")
 MQTT_TOPIC_PREFIX = "iotflow/devices"
+# The platform's own broker accounts: the consumer/publisher, and the admin that manages device accounts.
+MQTT_USERNAME = env_str("MQTT_USERNAME", "iotflow-platform")
+MQTT_PASSWORD = env_str("MQTT_PASSWORD") or (local_secret("mqtt_platform_password") if not PRODUCTION else "")
+MQTT_ADMIN_USERNAME = env_str("MQTT_ADMIN_USERNAME", "iotflow-admin")
+MQTT_ADMIN_PASSWORD = env_str("MQTT_ADMIN_PASSWORD") or (local_secret("mqtt_admin_password") if not PRODUCTION else "")
+MQTT_DEVICE_PASSWORD_SECRET = env_str("MQTT_DEVICE_PASSWORD_SECRET")
+MQTT_ADMIN_TIMEOUT = env_float("MQTT_ADMIN_TIMEOUT", 5.0)
+MQTT_DYNSEC_PLUGIN = env_str("MQTT_DYNSEC_PLUGIN")
+# Keep device accounts in the broker in step with devices (off where no IoTFlow broker is managed).
+MQTT_MANAGE_ACCOUNTS = env_bool("MQTT_MANAGE_ACCOUNTS", True)
+MQTT_CONSUMER_ENABLED = env_bool("MQTT_CONSUMER_ENABLED", True)
+MQTT_SHARE_GROUP = env_str("MQTT_SHARE_GROUP", "iotflow")
+MQTT_BATCH_SIZE = env_int("MQTT_BATCH_SIZE", 2000)
+MQTT_BATCH_MS = env_int("MQTT_BATCH_MS", 20)
+MQTT_MAX_INFLIGHT = env_int("MQTT_MAX_INFLIGHT", 5000)
 
 IOTDB_HOST = env_str("IOTDB_HOST")
 IOTDB_PORT = env_int("IOTDB_PORT", 6667)
@@ -230,6 +248,13 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TIMEZONE = "UTC"
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "deliver-due-commands": {"task": "devices.tasks.sweep_commands", "schedule": env_float("COMMAND_SWEEP_SECONDS", 5)},
+    "device-health-sweep": {"task": "devices.tasks.sweep_health", "schedule": env_float("HEALTH_SWEEP_SECONDS", 15)},
+    "reconcile-broker-accounts": {"task": "devices.tasks.reconcile_broker_accounts", "schedule": 600.0},
+}
 
 LOGGING = {
     "version": 1,
@@ -254,3 +279,9 @@ if PRODUCTION:
     CSRF_COOKIE_SECURE = True
     # Health checks and metrics are probed over plain HTTP on the internal network.
     SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$"]
+
+# Device health and commands.
+DEVICE_OFFLINE_SECONDS = env_int("DEVICE_OFFLINE_SECONDS", 300)
+COMMAND_ACK_TIMEOUT_SECONDS = env_int("COMMAND_ACK_TIMEOUT_SECONDS", 30)
+COMMAND_MAX_ATTEMPTS = env_int("COMMAND_MAX_ATTEMPTS", 3)
+COMMAND_DEFAULT_EXPIRY_SECONDS = env_int("COMMAND_DEFAULT_EXPIRY_SECONDS", 3600)

@@ -2,20 +2,20 @@
 
 1. validate and normalise (timestamps, types, flattening)
 2. one bulk write to the backend (all points of the call or none)
-3. latest values (the backend keeps them; the cached copy is dropped)
-4. the device's last-seen time, coalesced so it is not a row write per message
+3. latest values (the backend keeps them beside the points)
+4. the device's last-seen time and health, coalesced so it is not a row write per message
 """
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
-from django.utils import timezone
 from prometheus_client import Counter
 
+from devices import health
 from devices.models import Device
 from telemetry.backends import get_backend
 from telemetry.points import Point, Value
@@ -44,32 +44,37 @@ class IngestResult:
     metadata: dict
 
 
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _flatten(data: dict, prefix: str, path: str, out: dict[str, Value], errors: dict[str, list[str]]) -> None:
+    max_name, max_text = settings.TELEMETRY_MAX_MEASUREMENT_LENGTH, settings.TELEMETRY_MAX_STRING_LENGTH
     for key, value in data.items():
         name = f"{prefix}{key}"
         field = f"{path}.{key}"
-        if not isinstance(key, str) or not key.strip() or any(ord(ch) < 32 for ch in key):
+        if not isinstance(key, str) or not key.strip() or CONTROL_CHARACTERS.search(key):
             errors.setdefault(field, []).append("Measurement names must be non-empty printable text.")
         elif isinstance(value, dict):
             if not value:
                 errors.setdefault(field, []).append("Nested objects must not be empty.")
             _flatten(value, f"{name}.", field, out, errors)
-        elif len(name) > settings.TELEMETRY_MAX_MEASUREMENT_LENGTH:
-            errors.setdefault(field, []).append(
-                f"Measurement name is longer than {settings.TELEMETRY_MAX_MEASUREMENT_LENGTH} characters."
-            )
-        elif isinstance(value, bool | int):
+        elif len(name) > max_name:
+            errors.setdefault(field, []).append(f"Measurement name is longer than {max_name} characters.")
+        elif isinstance(value, bool):
             out[name] = value
+        elif isinstance(value, int):
+            if -(2**63) <= value < 2**63:
+                out[name] = value
+            else:
+                errors.setdefault(field, []).append("Integers must fit in 64 bits.")
         elif isinstance(value, float):
             if math.isfinite(value):
                 out[name] = value
             else:
                 errors.setdefault(field, []).append("Numbers must be finite.")
         elif isinstance(value, str):
-            if len(value) > settings.TELEMETRY_MAX_STRING_LENGTH:
-                errors.setdefault(field, []).append(
-                    f"Text values are limited to {settings.TELEMETRY_MAX_STRING_LENGTH} characters."
-                )
+            if len(value) > max_text:
+                errors.setdefault(field, []).append(f"Text values are limited to {max_text} characters.")
             else:
                 out[name] = value
         else:
@@ -125,24 +130,9 @@ def normalise(device_id: int, payload: Any) -> tuple[list[Point], int, dict]:
 
 
 def store(points: Sequence[Point], transport: str) -> None:
-    """Write points in one call and forget the cached latest values they change."""
+    """Write points in one call; the backend keeps each measurement's latest value with them."""
     get_backend().write(points)
     POINTS_STORED.labels(transport).inc(len(points))
-    cache.delete_many([latest_cache_key(d) for d in {p.device_id for p in points}])
-
-
-def latest_cache_key(device_id: int) -> str:
-    return f"latest:{device_id}"
-
-
-def mark_seen(device: Device, metadata: dict | None = None) -> None:
-    """Record that the device was heard from, at most one row write per LAST_SEEN_RESOLUTION_SECONDS."""
-    if not cache.add(f"seen:{device.pk}", 1, settings.LAST_SEEN_RESOLUTION_SECONDS):
-        return
-    changes: dict[str, Any] = {"last_seen": timezone.now()}
-    if metadata:
-        changes["last_metadata"] = metadata
-    Device.objects.filter(pk=device.pk).update(**changes)
 
 
 def ingest(device: Device, payload: Any, transport: str = "http") -> IngestResult:
@@ -152,5 +142,5 @@ def ingest(device: Device, payload: Any, transport: str = "http") -> IngestResul
         RECORDS_REJECTED.labels(transport).inc()
         raise
     store(points, transport)
-    mark_seen(device, metadata)
+    health.mark_seen(device, metadata, reason="telemetry")
     return IngestResult(records=records, points=len(points), metadata=metadata)

@@ -235,3 +235,41 @@ def session_client(user: User, password: str = "s3cret-pass-123"):
     client = Client()
     assert client.login(username=user.username, password=password), f"login of {user.username} failed"
     return client
+
+
+@dataclass
+class PrivateRedis:
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+@pytest.fixture
+def private_redis(tmp_path) -> Iterator[PrivateRedis]:
+    """A Redis of the test's own on a free port (Celery's broker for worker/beat integration tests)."""
+    binary = shutil.which("redis-server") or shutil.which("redis-server", path="/usr/sbin:/usr/local/sbin")
+    if not binary:
+        pytest.skip("redis-server is not installed")
+    redis = PrivateRedis(_free_port("127.0.0.1"))
+    process = subprocess.Popen(
+        [binary, "--port", str(redis.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", redis.port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    pytest.fail("redis-server did not start")
+                time.sleep(0.02)
+        yield redis
+    finally:
+        process.terminate()
+        process.wait(5)

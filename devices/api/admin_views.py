@@ -1,7 +1,5 @@
 """The operators' API (seed 004): ``Authorization: admin <staff token>`` or a staff session."""
 
-from datetime import timedelta
-
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
@@ -17,9 +15,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import AdminTokenAuthentication
-from devices.keys import forget_key_hashes
+from devices.keys import cache_key, forget_key_hashes
 from devices.models import Device
-from telemetry import ingest
 from telemetry.backends import get_backend
 
 from .serializers import AdminDeviceSerializer, StatusSerializer
@@ -80,7 +77,6 @@ class AdminDeviceStatusView(AdminMixin, APIView):
 
 class AdminStatsView(AdminMixin, APIView):
     def get(self, request: Request) -> Response:
-        online_since = timezone.now() - timedelta(seconds=settings.DEVICE_ONLINE_SECONDS)
         by_status = dict(Device.objects.values_list("status").annotate(n=Count("id")))
         backend = get_backend()
         return Response(
@@ -88,7 +84,8 @@ class AdminStatsView(AdminMixin, APIView):
                 "devices": {
                     "total": sum(by_status.values()),
                     "by_status": {s: by_status.get(s, 0) for s in Device.Status.values},
-                    "online": Device.objects.filter(last_seen__gte=online_since).count(),
+                    "online": Device.objects.filter(health=Device.Health.ONLINE).count(),
+                    "by_health": dict(Device.objects.values_list("health").annotate(n=Count("id"))),
                 },
                 "users": get_user_model().objects.count(),
                 "telemetry": {"points": backend.count(), "backend": backend.health()},
@@ -98,11 +95,11 @@ class AdminStatsView(AdminMixin, APIView):
 
 
 def _device_cache_keys(device: Device) -> list[str]:
-    return [ingest.latest_cache_key(device.pk), f"seen:{device.pk}"]
+    return [cache_key(device.api_key_hash), f"seen:{device.pk}"]
 
 
 class AdminDeviceCacheView(AdminMixin, APIView):
-    """Cached per-device entries: latest values and the last-seen gate."""
+    """Cached per-device entries: the key lookup and the last-seen gate."""
 
     def get(self, request: Request) -> Response:
         devices = list(Device.objects.only("id", "api_key_hash"))
@@ -113,7 +110,7 @@ class AdminDeviceCacheView(AdminMixin, APIView):
                 "cache_backend": settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1],
                 "devices": len(devices),
                 "cached_entries": len(cached),
-                "cached_devices": len({key.split(":")[1] for key in cached}),
+                "cached_devices": sum(any(key in cached for key in _device_cache_keys(d)) for d in devices),
             }
         )
 

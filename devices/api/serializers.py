@@ -25,11 +25,31 @@ class DeviceSerializer(serializers.ModelSerializer):
             "owner",
             "groups",
             "is_online",
+            "health",
+            "health_since",
+            "health_reason",
+            "expected_interval",
             "last_seen",
+            "reported_state",
+            "reported_state_at",
+            "desired_state",
+            "desired_state_at",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["status", "last_seen", "created_at", "updated_at"]
+        read_only_fields = [
+            "status",
+            "health",
+            "health_since",
+            "health_reason",
+            "last_seen",
+            "reported_state",
+            "reported_state_at",
+            "desired_state",
+            "desired_state_at",
+            "created_at",
+            "updated_at",
+        ]
 
 
 class RegisterSerializer(serializers.ModelSerializer):
@@ -71,7 +91,11 @@ class AdminDeviceSerializer(DeviceSerializer):
 
     class Meta(DeviceSerializer.Meta):
         fields = [*DeviceSerializer.Meta.fields, "owner_id", "api_key_prefix", "key_rotated_at", "last_metadata"]
-        read_only_fields = ["last_seen", "created_at", "updated_at", "key_rotated_at", "last_metadata"]
+        read_only_fields = [
+            *(f for f in DeviceSerializer.Meta.read_only_fields if f != "status"),
+            "key_rotated_at",
+            "last_metadata",
+        ]
 
 
 class StatusSerializer(serializers.Serializer):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import admin_views, views
+from . import admin_views, command_views, views
 
 urlpatterns = [
     path("devices", views.DeviceListView.as_view(), name="device-list"),
@@ -10,6 +10,26 @@ urlpatterns = [
     path("devices/heartbeat", views.HeartbeatView.as_view(), name="device-heartbeat"),
     path("devices/config", views.ConfigView.as_view(), name="device-config"),
     path("devices/mqtt-credentials", views.MqttCredentialsView.as_view(), name="device-mqtt-credentials"),
+    path("devices/<int:pk>/health", command_views.DeviceHealthView.as_view(), name="device-health"),
+    path("devices/<int:pk>/commands", command_views.DeviceCommandListView.as_view(), name="device-commands"),
+    path(
+        "devices/<int:pk>/commands/<uuid:command_id>",
+        command_views.DeviceCommandDetailView.as_view(),
+        name="device-command-detail",
+    ),
+    path(
+        "devices/<int:pk>/commands/<uuid:command_id>/cancel",
+        command_views.DeviceCommandCancelView.as_view(),
+        name="device-command-cancel",
+    ),
+    path("devices/commands/pending", command_views.PendingCommandsView.as_view(), name="device-commands-pending"),
+    path("devices/commands/<uuid:command_id>/ack", command_views.AckCommandView.as_view(), name="device-command-ack"),
+    path("groups/<int:pk>/commands", command_views.GroupCommandView.as_view(), name="group-commands"),
+    path(
+        "groups/<int:pk>/commands/<int:fleet_id>",
+        command_views.GroupCommandDetailView.as_view(),
+        name="group-command-detail",
+    ),
     path("admin/devices", admin_views.AdminDeviceListView.as_view(), name="admin-device-list"),
     path("admin/devices/<int:pk>", admin_views.AdminDeviceDetailView.as_view(), name="admin-device-detail"),
     path("admin/devices/<int:pk>/status", admin_views.AdminDeviceStatusView.as_view(), name="admin-device-status"),

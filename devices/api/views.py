@@ -11,7 +11,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import TokenAuthentication
-from devices.authentication import HEADER, DeviceKeyAuthentication
+from devices import health
+from devices.authentication import DeviceKeyAuthentication
 from devices.models import Device, DeviceConfiguration, mqtt_password_for
 from iotflow.api import Conflict
 from iotflow.throttling import HeartbeatThrottle, RegistrationThrottle
@@ -77,6 +78,9 @@ def device_status_body(device: Device) -> dict:
         "device_type": device.device_type,
         "status": device.status,
         "is_online": device.is_online,
+        "health": device.health,
+        "health_since": device.health_since,
+        "health_reason": device.health_reason,
         "last_seen": device.last_seen,
         "location": device.location,
         "firmware_version": device.firmware_version,
@@ -100,10 +104,14 @@ class HeartbeatView(DeviceAPIView):
         responses={200: inline_serializer("Heartbeat", {"message": serializers.CharField()})},
     )
     def post(self, request: Request) -> Response:
-        now = timezone.now()
-        Device.objects.filter(pk=request.auth.pk).update(last_seen=now)
+        health.mark_seen(request.auth, force=True, reason="heartbeat")
         return Response(
-            {"message": "Heartbeat received", "device_id": request.auth.pk, "timestamp": now, "status": "online"}
+            {
+                "message": "Heartbeat received",
+                "device_id": request.auth.pk,
+                "timestamp": timezone.now(),
+                "status": "online",
+            }
         )
 
 
@@ -149,7 +157,7 @@ class MqttCredentialsView(DeviceAPIView):
                 "host": host,
                 "port": port,
                 "username": device.mqtt_username,
-                "password": mqtt_password_for(request.META[HEADER].strip()),
+                "password": mqtt_password_for(device),
                 "client_id": f"{device.mqtt_username}",
                 "topic_prefix": prefix,
                 "topics": {

@@ -12,6 +12,11 @@ from .base import BackendUnavailable, TelemetryBackend
 
 AGGREGATES = {"mean": Avg, "min": Min, "max": Max, "sum": Sum, "count": Count}
 COLUMNS = "device_id, measurement, ts, value_type, value_float, value_text"
+STAGING_TABLE = (
+    "CREATE TEMP TABLE IF NOT EXISTS telemetry_staging (ord bigserial, device_id bigint, "
+    "measurement varchar(128), ts bigint, value_type smallint, value_float double precision, value_text text) "
+    "ON COMMIT DELETE ROWS"
+)
 
 
 def encode(value: Value) -> tuple[int, float | None, str | None]:
@@ -42,7 +47,7 @@ def _newest_per_series(points: Sequence[Point]) -> list[Point]:
     newest: dict[tuple[int, str], Point] = {}
     for point in points:
         key = (point.device_id, point.measurement)
-        if key not in newest or newest[key].ts <= point.ts:
+        if key not in newest or newest[key].ts < point.ts:
             newest[key] = point
     # A fixed order keeps concurrent writers taking row locks in the same order (no deadlocks).
     return [newest[key] for key in sorted(newest)]
@@ -55,40 +60,61 @@ class SQLBackend(TelemetryBackend):
         self.points_table = TelemetryPoint._meta.db_table
         self.latest_table = LatestValue._meta.db_table
 
-    def _chunk_size(self) -> int:
-        # SQLite allows 32,766 bound parameters per statement, PostgreSQL 65,535; six per row.
-        return 500 if connection.vendor == "sqlite" else 2000
-
     def write(self, points: Sequence[Point]) -> None:
         if not points:
             return
         rows = _rows(points)
         latest = _rows(_newest_per_series(points))
-        size = self._chunk_size()
         try:
             with transaction.atomic(), connection.cursor() as cursor:
-                for i in range(0, len(rows), size):
-                    chunk = rows[i : i + size]
-                    cursor.execute(
-                        f"INSERT INTO {self.points_table} ({COLUMNS}) VALUES {self._placeholders(len(chunk))} "
-                        "ON CONFLICT (device_id, measurement, ts) DO NOTHING",
-                        [v for row in chunk for v in row],
-                    )
-                for i in range(0, len(latest), size):
-                    chunk = latest[i : i + size]
-                    cursor.execute(
-                        f"INSERT INTO {self.latest_table} ({COLUMNS}) VALUES {self._placeholders(len(chunk))} "
-                        "ON CONFLICT (device_id, measurement) DO UPDATE SET ts = excluded.ts, "
-                        "value_type = excluded.value_type, value_float = excluded.value_float, "
-                        f"value_text = excluded.value_text WHERE {self.latest_table}.ts <= excluded.ts",
-                        [v for row in chunk for v in row],
-                    )
+                if connection.vendor == "postgresql":
+                    self._write_postgresql(cursor, rows, latest)
+                else:
+                    self._write_values(cursor, rows, latest)
         except OperationalError as exc:
             raise BackendUnavailable(str(exc)) from exc
 
-    @staticmethod
-    def _placeholders(rows: int) -> str:
-        return ", ".join(["(%s, %s, %s, %s, %s, %s)"] * rows)
+    def _insert_points(self, source: str) -> str:
+        return (
+            f"INSERT INTO {self.points_table} ({COLUMNS}) {source} ON CONFLICT (device_id, measurement, ts) DO NOTHING"
+        )
+
+    def _upsert_latest(self, source: str) -> str:
+        # The first point stored for a timestamp wins, as in the points table.
+        return (
+            f"INSERT INTO {self.latest_table} ({COLUMNS}) {source} "
+            "ON CONFLICT (device_id, measurement) DO UPDATE SET ts = excluded.ts, "
+            "value_type = excluded.value_type, value_float = excluded.value_float, "
+            f"value_text = excluded.value_text WHERE {self.latest_table}.ts < excluded.ts"
+        )
+
+    def _write_postgresql(self, cursor, rows: list[tuple], latest: list[tuple]) -> None:
+        """COPY the batch into a per-connection staging table, then merge it in two set statements."""
+        raw = cursor.cursor.connection
+        with connection.wrap_database_errors, raw.cursor() as staging:
+            staging.execute(STAGING_TABLE)
+            # Emptied on commit, but a write nested in a larger transaction must not see an earlier one's rows.
+            staging.execute("DELETE FROM telemetry_staging")
+            with staging.copy(f"COPY telemetry_staging ({COLUMNS}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        # Within a batch, the first of several points with one identity is the one kept (``ord``).
+        cursor.execute(self._insert_points(f"SELECT {COLUMNS} FROM telemetry_staging ORDER BY ord"))
+        cursor.execute(
+            self._upsert_latest(
+                f"SELECT DISTINCT ON (device_id, measurement) {COLUMNS} FROM telemetry_staging "
+                "ORDER BY device_id, measurement, ts DESC, ord"
+            )
+        )
+
+    def _write_values(self, cursor, rows: list[tuple], latest: list[tuple]) -> None:
+        # SQLite allows 32,766 bound parameters per statement; six per row.
+        size = 500
+        for table_rows, statement in ((rows, self._insert_points), (latest, self._upsert_latest)):
+            for i in range(0, len(table_rows), size):
+                chunk = table_rows[i : i + size]
+                placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
+                cursor.execute(statement(f"VALUES {placeholders}"), [v for row in chunk for v in row])
 
     def _points(self, device_id: int, start: int | None, end: int | None, fields: Sequence[str] | None):
         qs = TelemetryPoint.objects.filter(device_id=device_id)

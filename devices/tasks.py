@@ -1,0 +1,71 @@
+"""Celery tasks of devices: command delivery, broker accounts and the periodic sweeps beat runs."""
+
+import logging
+
+from celery import shared_task
+
+from telemetry.mqtt import Publisher, command_topic
+
+from . import commands, health
+from .broker import BrokerAccounts, BrokerError, device_username
+from .models import Device, mqtt_password_for
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(ignore_result=True)
+def deliver_command(command_id: str) -> None:
+    """One delivery attempt; the sweep resends it if no acknowledgement arrives in time."""
+    command = commands.claim_delivery(command_id)
+    if command is None:
+        return
+    try:
+        Publisher.publish(command_topic(command.device_id), command.as_message())
+    except (ConnectionError, OSError, ValueError, RuntimeError):
+        Publisher.reset()
+        log.warning("Publishing command %s failed; it will be retried", command_id, exc_info=True)
+
+
+@shared_task(ignore_result=True)
+def sweep_commands() -> int:
+    """Deliver commands whose task was lost and resend (or time out) unanswered ones."""
+    due = commands.due_for_delivery()
+    for command_id in due:
+        deliver_command(str(command_id))
+    return len(due)
+
+
+@shared_task(ignore_result=True)
+def sweep_health() -> int:
+    return health.sweep()
+
+
+@shared_task(ignore_result=True, autoretry_for=(BrokerError, OSError), retry_backoff=True, max_retries=8)
+def sync_device_account(device_id: int) -> None:
+    """Create, update or remove the device's broker account to match the database."""
+    device = Device.objects.filter(pk=device_id).first()
+    with BrokerAccounts.from_settings() as accounts:
+        if device is None:
+            accounts.remove_device(device_id)
+        else:
+            group_ids = list(device.groups.values_list("pk", flat=True))
+            accounts.ensure_device(device.pk, mqtt_password_for(device), group_ids)
+
+
+@shared_task(ignore_result=True)
+def reconcile_broker_accounts() -> dict:
+    """Bring every device account in step, and remove accounts of devices that no longer exist."""
+    with BrokerAccounts.from_settings() as accounts:
+        return reconcile(accounts)
+
+
+def reconcile(accounts: BrokerAccounts) -> dict:
+    devices = Device.objects.prefetch_related("groups")
+    known = set()
+    for device in devices:
+        accounts.ensure_device(device.pk, mqtt_password_for(device), [g.pk for g in device.groups.all()])
+        known.add(device_username(device.pk))
+    stale = [name for name in accounts.list_clients() if name.startswith("device-") and name not in known]
+    for name in stale:
+        accounts.remove_device(int(name.removeprefix("device-")))
+    return {"devices": len(known), "removed": len(stale)}
