@@ -6,4 +6,6 @@ class DevicesConfig(AppConfig):
     verbose_name = "Devices"
 
     def ready(self) -> None:
+        import iotflow.schema  # noqa: F401
+
         from . import signals  # noqa: F401
