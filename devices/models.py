@@ -218,5 +218,5 @@ class Command(models.Model):
             "id": str(self.id),
             "action": self.action,
             "params": self.params,
-            "issued_at": self.created_at.isoformat(),
+            "issued_at": self.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         }

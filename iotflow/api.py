@@ -1,6 +1,6 @@
 """Error shape shared by every API endpoint.
 
-Validation errors answer ``{"detail": "Invalid input.", "errors": {field: [messages]}}``;
+Validation and parse errors answer ``{"detail": "Invalid input.", "errors": {field: [messages]}}``;
 every other error answers ``{"detail": message}``.
 """
 
@@ -41,4 +41,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if isinstance(errors, list):
             errors = {"non_field_errors": errors}
         response.data = {"detail": "Invalid input.", "errors": errors}
+    elif isinstance(exc, exceptions.ParseError):
+        # A body that is not valid JSON is a 400 like any other: same shape, the body named as the field.
+        response.data = {"detail": "Invalid input.", "errors": {"body": [str(exc.detail)]}}
     return response

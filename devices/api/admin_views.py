@@ -6,8 +6,8 @@ from django.core.cache import cache
 from django.db.models import Count
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
-from rest_framework import generics
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import generics, serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
@@ -18,6 +18,7 @@ from accounts.authentication import AdminTokenAuthentication
 from devices.keys import cache_key, forget_key_hashes
 from devices.models import Device
 from telemetry.backends import get_backend
+from telemetry.timeparse import to_iso
 
 from .serializers import AdminDeviceSerializer, StatusSerializer
 
@@ -49,7 +50,7 @@ class AdminDeviceDetailView(AdminMixin, generics.RetrieveUpdateDestroyAPIView):
         backend = get_backend()
         body["telemetry"] = {
             "points": backend.count(device.pk),
-            "latest": {m: {"value": p.value, "ts": p.ts} for m, p in backend.latest(device.pk).items()},
+            "latest": {m: {"value": p.value, "timestamp": to_iso(p.ts)} for m, p in backend.latest(device.pk).items()},
         }
         return Response(body)
 
@@ -75,7 +76,36 @@ class AdminDeviceStatusView(AdminMixin, APIView):
         )
 
 
+STATS = inline_serializer(
+    "AdminStats",
+    {
+        "devices": serializers.DictField(),
+        "users": serializers.IntegerField(),
+        "telemetry": serializers.DictField(),
+        "timestamp": serializers.DateTimeField(),
+    },
+)
+CACHE_STATS = inline_serializer(
+    "DeviceCacheStats",
+    {
+        "cache_backend": serializers.CharField(),
+        "devices": serializers.IntegerField(),
+        "cached_entries": serializers.IntegerField(),
+        "cached_devices": serializers.IntegerField(),
+    },
+)
+CACHE_CLEARED = inline_serializer(
+    "DeviceCacheCleared",
+    {
+        "message": serializers.CharField(),
+        "devices": serializers.IntegerField(required=False),
+        "device_id": serializers.IntegerField(required=False),
+    },
+)
+
+
 class AdminStatsView(AdminMixin, APIView):
+    @extend_schema(responses=STATS)
     def get(self, request: Request) -> Response:
         by_status = dict(Device.objects.values_list("status").annotate(n=Count("id")))
         backend = get_backend()
@@ -101,6 +131,7 @@ def _device_cache_keys(device: Device) -> list[str]:
 class AdminDeviceCacheView(AdminMixin, APIView):
     """Cached per-device entries: the key lookup and the last-seen gate."""
 
+    @extend_schema(responses=CACHE_STATS)
     def get(self, request: Request) -> Response:
         devices = list(Device.objects.only("id", "api_key_hash"))
         keys = [key for device in devices for key in _device_cache_keys(device)]
@@ -114,6 +145,7 @@ class AdminDeviceCacheView(AdminMixin, APIView):
             }
         )
 
+    @extend_schema(responses=CACHE_CLEARED)
     def delete(self, request: Request) -> Response:
         devices = list(Device.objects.only("id", "api_key_hash"))
         cache.delete_many([key for device in devices for key in _device_cache_keys(device)])
@@ -122,6 +154,7 @@ class AdminDeviceCacheView(AdminMixin, APIView):
 
 
 class AdminOneDeviceCacheView(AdminMixin, APIView):
+    @extend_schema(responses=CACHE_CLEARED)
     def delete(self, request: Request, pk: int) -> Response:
         device = get_object_or_404(Device, pk=pk)
         cache.delete_many(_device_cache_keys(device))

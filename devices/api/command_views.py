@@ -2,8 +2,8 @@
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, generics
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import exceptions, generics, serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -95,7 +95,9 @@ class GroupCommandView(generics.GenericAPIView):
 
     serializer_class = FleetCommandSerializer
     permission_classes = [IsAuthenticated]
+    queryset = DeviceGroup.objects.none()  # documents the path parameter; objects come from _group()
 
+    @extend_schema(operation_id="v1_groups_commands_list", responses=FleetCommandSerializer(many=True))
     def get(self, request: Request, pk: int) -> Response:
         fleets = FleetCommand.objects.filter(group=_group(request, pk))[:100]
         return Response(FleetCommandSerializer(fleets, many=True).data)
@@ -117,6 +119,7 @@ class GroupCommandView(generics.GenericAPIView):
 class GroupCommandDetailView(generics.GenericAPIView):
     serializer_class = FleetCommandSerializer
     permission_classes = [IsAuthenticated]
+    queryset = DeviceGroup.objects.none()
 
     def get(self, request: Request, pk: int, fleet_id: int) -> Response:
         fleet = get_object_or_404(FleetCommand, pk=fleet_id, group=_group(request, pk))
@@ -150,7 +153,23 @@ class DeviceHealthView(generics.GenericAPIView):
 class PendingCommandsView(DeviceAPIView):
     """``/devices/commands/pending`` for devices that poll over HTTP instead of subscribing over MQTT."""
 
-    @extend_schema(responses={200: CommandSerializer(many=True)})
+    @extend_schema(
+        responses=inline_serializer(
+            "PendingCommands",
+            {
+                "commands": inline_serializer(
+                    "CommandMessage",
+                    {
+                        "id": serializers.UUIDField(),
+                        "action": serializers.CharField(),
+                        "params": serializers.DictField(),
+                        "issued_at": serializers.DateTimeField(),
+                    },
+                    many=True,
+                )
+            },
+        )
+    )
     def get(self, request: Request) -> Response:
         pending = commands.pending_for(request.auth)
         return Response({"commands": [command.as_message() for command in pending]})

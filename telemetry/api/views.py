@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db import DatabaseError
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, serializers
+from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -21,6 +21,16 @@ from telemetry.backends import BackendUnavailable, get_backend
 from telemetry.points import AGGREGATIONS, Point
 from telemetry.timeparse import EARLIEST_MS, now_ms, parse_duration, parse_query_time, to_iso
 
+from .serializers import (
+    AggregatedSerializer,
+    DeletedSerializer,
+    HistorySerializer,
+    IngestRecordSerializer,
+    IngestResultSerializer,
+    LatestSerializer,
+    TelemetryStatusSerializer,
+)
+
 HOUR_MS = 3_600_000
 MAX_BUCKETS = 10_000
 
@@ -28,12 +38,6 @@ TIME_PARAMS = [
     OpenApiParameter("start_time", str, description="Relative (-1h, -24h, -7d), 'now', ISO 8601 or epoch s/ms."),
     OpenApiParameter("end_time", str, description="As start_time; default now."),
 ]
-
-
-class IngestRecordSerializer(serializers.Serializer):
-    data = serializers.DictField(help_text="Measurement values: numbers, booleans, text; nested objects flatten.")
-    metadata = serializers.DictField(required=False)
-    timestamp = serializers.CharField(required=False, help_text="ISO 8601, 'YYYY-MM-DD HH:MM:SS', epoch s or ms.")
 
 
 def point_body(point: Point) -> dict:
@@ -76,7 +80,7 @@ class TelemetryIngestView(APIView):
     permission_classes = [IsDevice]
     throttle_classes = [TelemetryThrottle]
 
-    @extend_schema(request=IngestRecordSerializer, responses={201: None})
+    @extend_schema(request=IngestRecordSerializer, responses={201: IngestResultSerializer})
     def post(self, request: Request) -> Response:
         device: Device = request.auth
         try:
@@ -141,12 +145,13 @@ class TelemetryHistoryView(ReadView):
             OpenApiParameter("limit", int, description="At most this many points (default 1000)."),
             OpenApiParameter("fields", str, description="Comma-separated measurement names."),
             OpenApiParameter("order", str, enum=["desc", "asc"]),
-        ]
+        ],
+        responses=HistorySerializer,
     )
     def get(self, request: Request, device_id: int) -> Response:
         return Response(history_body(request, device_for_request(request, device_id)))
 
-    @extend_schema(parameters=[*TIME_PARAMS, OpenApiParameter("fields", str)])
+    @extend_schema(parameters=[*TIME_PARAMS, OpenApiParameter("fields", str)], responses=DeletedSerializer)
     def delete(self, request: Request, device_id: int) -> Response:
         device = device_for_request(request, device_id)
         has_range = "start_time" in request.query_params or "end_time" in request.query_params
@@ -158,7 +163,10 @@ class TelemetryHistoryView(ReadView):
 class OwnTelemetryView(TelemetryIngestView):
     """``/devices/telemetry``: POST stores, GET reads the calling device's own history."""
 
-    @extend_schema(parameters=[*TIME_PARAMS, OpenApiParameter("limit", int), OpenApiParameter("fields", str)])
+    @extend_schema(
+        parameters=[*TIME_PARAMS, OpenApiParameter("limit", int), OpenApiParameter("fields", str)],
+        responses=HistorySerializer,
+    )
     def get(self, request: Request) -> Response:
         return Response(history_body(request, request.auth))
 
@@ -167,7 +175,7 @@ class OwnTelemetryView(TelemetryIngestView):
 
 
 class TelemetryLatestView(ReadView):
-    @extend_schema(parameters=[OpenApiParameter("fields", str)])
+    @extend_schema(parameters=[OpenApiParameter("fields", str)], responses=LatestSerializer)
     def get(self, request: Request, device_id: int) -> Response:
         device = device_for_request(request, device_id)
         # The backend keeps latest values apart from history (one indexed read), so no extra cache is needed.
@@ -190,7 +198,8 @@ class TelemetryAggregatedView(ReadView):
             OpenApiParameter("field", str, required=True, description="Measurement name(s), comma-separated."),
             OpenApiParameter("aggregation", str, enum=list(AGGREGATIONS)),
             OpenApiParameter("window", str, description="Window length: 30s, 1m, 5m, 1h, 1d (default 1h)."),
-        ]
+        ],
+        responses=AggregatedSerializer,
     )
     def get(self, request: Request, device_id: int) -> Response:
         device = device_for_request(request, device_id)
@@ -231,6 +240,7 @@ class TelemetryStatusView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
+    @extend_schema(responses={200: TelemetryStatusSerializer, 503: TelemetryStatusSerializer})
     def get(self, request: Request) -> Response:
         health = get_backend().health()
         return Response(

@@ -6,6 +6,7 @@ from rest_framework.test import APIClient
 
 from devices.models import Device
 from telemetry.backends import get_backend
+from telemetry.timeparse import to_iso
 from tests.conftest import session_client, token_client
 
 T0 = 1751450400000  # 2025-07-02T10:00:00Z
@@ -74,7 +75,10 @@ class TestDetail:
         assert body["owner_id"] == fleet["thermo"].device.owner_id
         assert body["telemetry"] == {
             "points": 2,
-            "latest": {"temperature": {"value": 21.5, "ts": T0}, "mode": {"value": "eco", "ts": T0}},
+            "latest": {
+                "temperature": {"value": 21.5, "timestamp": to_iso(T0)},
+                "mode": {"value": "eco", "timestamp": to_iso(T0)},
+            },
         }
 
     def test_device_without_telemetry(self, fleet, admin_client_api):

@@ -157,7 +157,7 @@ def test_body_nested_beyond_the_parser_s_limit_is_refused(device, url):
     response = device.client().generic("PUT" if "config" in url else "POST", url, raw, "application/json")
 
     assert response.status_code == 400
-    assert "nested too deeply" in response.json()["detail"]
+    assert "nested too deeply" in response.json()["errors"]["body"][0]
     assert get_backend().count(device.pk) == 0
 
 
@@ -334,3 +334,19 @@ def test_sending_needs_a_device_key(alice_client, device, url):
     response = alice_client.post(url, {"data": {"t": 1}}, format="json")
     assert response.status_code in (401, 403)
     assert get_backend().count(device.pk) == 0
+
+
+def test_oversized_body_is_refused_with_413_before_it_is_read(device, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = {"data": {f"m{i}": i for i in range(200)}}
+    response = post(device, body)
+    assert response.status_code == 413
+    assert "too large" in response.json()["detail"]
+    assert get_backend().count(device.pk) == 0
+
+
+def test_malformed_json_is_a_400_in_the_usual_shape(device):
+    response = device.client().post("/api/v1/telemetry", "{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["detail"] == "Invalid input."
+    assert "JSON parse error" in response.json()["errors"]["body"][0]
