@@ -33,5 +33,8 @@ format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+bench: venv
+	$(PY) bench/run.py --runs $${BENCH_RUNS:-1}
+
 clean:
 	rm -rf $(VENV) var/staticfiles var/prometheus
