@@ -291,3 +291,5 @@ DEVICE_OFFLINE_SECONDS = env_int("DEVICE_OFFLINE_SECONDS", 300)
 COMMAND_ACK_TIMEOUT_SECONDS = env_int("COMMAND_ACK_TIMEOUT_SECONDS", 30)
 COMMAND_MAX_ATTEMPTS = env_int("COMMAND_MAX_ATTEMPTS", 3)
 COMMAND_DEFAULT_EXPIRY_SECONDS = env_int("COMMAND_DEFAULT_EXPIRY_SECONDS", 3600)
+# Telemetry measurements that are also device state (reported_state), e.g. an air purifier's power and fan speed.
+DEVICE_STATE_FIELDS = frozenset(env_list("DEVICE_STATE_FIELDS", "power,fan_speed,mode"))

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from prometheus_client import Counter
 
-from devices import health
+from devices import commands, health
 from devices.models import Device
 from telemetry.backends import get_backend
 from telemetry.points import Point, Value
-from telemetry.timeparse import parse_point_timestamp
+from telemetry.timeparse import parse_point_timestamp, to_datetime
 
 POINTS_STORED = Counter("iotflow_telemetry_points_total", "Telemetry points stored.", ["transport"])
 RECORDS_REJECTED = Counter("iotflow_telemetry_rejected_total", "Telemetry records rejected.", ["transport"])
@@ -133,6 +134,25 @@ def store(points: Sequence[Point], transport: str) -> None:
     """Write points in one call; the backend keeps each measurement's latest value with them."""
     get_backend().write(points)
     POINTS_STORED.labels(transport).inc(len(points))
+    report_state(points)
+
+
+def report_state(points: Sequence[Point]) -> None:
+    """Telemetry of state fields (power, fan speed, ...) is the device's reported state too."""
+    fields = settings.DEVICE_STATE_FIELDS
+    newest: dict[int, dict[str, Point]] = {}
+    for point in points:
+        if point.measurement in fields:
+            current = newest.setdefault(point.device_id, {}).get(point.measurement)
+            if current is None or current.ts <= point.ts:
+                newest[point.device_id][point.measurement] = point
+    for device_id, state_points in newest.items():
+        state = {name: point.value for name, point in state_points.items()}
+        key = f"reported-state:{device_id}"
+        if cache.get(key) == state:
+            continue  # unchanged since the last report: no row to lock
+        commands.update_reported_state(device_id, state, to_datetime(max(p.ts for p in state_points.values())))
+        cache.set(key, state, 300)
 
 
 def ingest(device: Device, payload: Any, transport: str = "http") -> IngestResult:

@@ -162,3 +162,16 @@ def test_group_command_creates_one_command_per_device_with_rollup(alice_client, 
 def test_group_commands_are_owner_only(bob_client, fleet):
     group, *_ = fleet
     assert bob_client.post(f"/api/v1/groups/{group.pk}/commands", {"action": "x"}, format="json").status_code == 404
+
+
+def test_state_fields_in_telemetry_become_the_reported_state(device):
+    client = device.client()
+    client.post("/api/v1/telemetry", {"data": {"power": "on", "fan_speed": 2, "pm25": 12.5}}, format="json")
+    device.device.refresh_from_db()
+    assert device.device.reported_state == {"power": "on", "fan_speed": 2}
+    first_change = device.device.reported_state_at
+
+    client.post("/api/v1/telemetry", {"data": {"fan_speed": 4}}, format="json")
+    device.device.refresh_from_db()
+    assert device.device.reported_state == {"power": "on", "fan_speed": 4}
+    assert device.device.reported_state_at >= first_change
