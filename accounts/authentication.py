@@ -1,4 +1,4 @@
-"""DRF authentication for people: personal tokens and the seed's admin token header."""
+"""DRF authentication for people: personal tokens and the v1 admin token header."""
 
 from datetime import timedelta
 
@@ -53,7 +53,7 @@ class TokenAuthentication(_HeaderTokenAuthentication):
 
 
 class AdminTokenAuthentication(_HeaderTokenAuthentication):
-    """``Authorization: admin <token>``: a staff user's personal token (seed 004's admin header)."""
+    """``Authorization: admin <token>``: a staff user's personal token (the v1 admin header)."""
 
     keyword = "admin"
 

@@ -1,4 +1,4 @@
-"""Rate limits of the device API (seed 004), kept in the shared cache and switchable off."""
+"""Rate limits of the v1 device API, kept in the shared cache and switchable off."""
 
 from django.conf import settings
 from rest_framework.throttling import SimpleRateThrottle

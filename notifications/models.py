@@ -28,7 +28,7 @@ class Notification(models.Model):
         return f"{self.title} → {self.user}"
 
     def as_message(self) -> dict:
-        """The WebSocket message shape (seed 000)."""
+        """The WebSocket message shape: {"type": "notification", "data": {...}}."""
         return {
             "type": "notification",
             "data": {

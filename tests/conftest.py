@@ -121,7 +121,7 @@ def bob_client(bob) -> APIClient:
 
 @pytest.fixture
 def admin_client_api(staff) -> APIClient:
-    """The seed's ``Authorization: admin <token>`` header with a staff user's token."""
+    """The v1 admin header ``Authorization: admin <token>`` with a staff user's token."""
     return token_client(staff, "admin")
 
 

@@ -1,4 +1,4 @@
-"""The operators' API (seed 004): ``Authorization: admin <staff token>`` or a staff session."""
+"""The operators' API of the v1 contract: ``Authorization: admin <staff token>`` or a staff session."""
 
 from django.conf import settings
 from django.contrib.auth import get_user_model

@@ -26,6 +26,12 @@ def _source(user) -> str:
     return Command.Source.ADMIN if user.is_staff else Command.Source.USER
 
 
+def _command_body(request: Request) -> dict:
+    body = SendCommandSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    return body.validated_data
+
+
 class DeviceCommandListView(generics.ListCreateAPIView):
     """``/devices/{id}/commands``: history (filter by status, action, source) and sending."""
 
@@ -42,9 +48,7 @@ class DeviceCommandListView(generics.ListCreateAPIView):
     @extend_schema(request=SendCommandSerializer, responses={201: CommandSerializer})
     def post(self, request: Request, pk: int) -> Response:
         device = device_for_request(request, pk)
-        body = SendCommandSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
+        data = _command_body(request)
         command = commands.send(
             device,
             data["action"],
@@ -105,9 +109,7 @@ class GroupCommandView(generics.GenericAPIView):
     @extend_schema(request=SendCommandSerializer, responses={201: FleetCommandSerializer})
     def post(self, request: Request, pk: int) -> Response:
         group = _group(request, pk)
-        body = SendCommandSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
+        data = _command_body(request)
         if not group.devices.exists():
             raise exceptions.ValidationError({"group": ["The group has no devices."]})
         fleet = commands.send_to_group(

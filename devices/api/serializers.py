@@ -53,7 +53,7 @@ class DeviceSerializer(serializers.ModelSerializer):
 
 
 class RegisterSerializer(serializers.ModelSerializer):
-    """Seed 004's registration body; ``username``/``password`` name the owner when no token is sent."""
+    """The v1 registration body; ``username``/``password`` name the owner when no token is sent."""
 
     username = serializers.CharField(required=False, write_only=True)
     password = serializers.CharField(required=False, write_only=True, trim_whitespace=False)

@@ -1,4 +1,4 @@
-"""Device-facing endpoints of the IoTFlow v1 contract (seed 004) and the owner's device list."""
+"""Device-facing endpoints of the IoTFlow v1 contract and the owner's device list."""
 
 from django.contrib.auth import authenticate
 from django.db import IntegrityError, transaction

@@ -1,4 +1,4 @@
-"""Telemetry endpoints of the IoTFlow v1 contract (seed 004)."""
+"""Telemetry endpoints of the IoTFlow v1 device contract."""
 
 from django.conf import settings
 from django.db import DatabaseError
