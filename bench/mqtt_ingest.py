@@ -5,10 +5,14 @@ queued by the broker, then the subscriber connects and the drain is timed. The b
 subscriber only parses each message (json.loads); IoTFlow's worker validates, stores
 (committed) and acknowledges every message. Prints ``name: value`` lines.
 
-    .venv/bin/python bench/mqtt_ingest.py [--messages 60000] [--devices 20]
+    .venv/bin/python bench/mqtt_ingest.py [--messages 60000] [--devices 20] [--backend sql|iotdb]
+
+With IOTDB_HOST set (and IOTDB_PORT, IOTDB_USER, IOTDB_PASSWORD as needed) the worker stores
+into that IoTDB, in a database of the run's own (dropped afterwards); ``--backend`` overrides.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -26,11 +30,29 @@ from bench.services import free_port, fresh_database, private_broker  # noqa: E4
 
 ADMIN_PASSWORD = secrets.token_urlsafe(12)
 PLATFORM_PASSWORD = secrets.token_urlsafe(12)
+IOTDB_BENCH_DATABASE = "root.iotflow_bench"
 
 
-def setup_django(db_url: str, port: int) -> None:
+def telemetry_env(backend: str) -> dict[str, str]:
+    """The telemetry store of the run; the benchmark's timestamps are old, so raw retention is off."""
+    if backend == "iotdb":
+        return {"TELEMETRY_BACKEND": "iotdb", "IOTDB_DATABASE": IOTDB_BENCH_DATABASE, "RETENTION_RAW_DAYS": "0"}
+    return {"TELEMETRY_BACKEND": "sql"}
+
+
+def drop_iotdb_database() -> None:
+    from iotdb.utils.exception import StatementExecutionException
+
+    from telemetry.backends import get_backend
+
+    with get_backend().session() as session, contextlib.suppress(StatementExecutionException):  # not there yet
+        session.execute_non_query_statement(f"DELETE DATABASE {IOTDB_BENCH_DATABASE}")
+
+
+def setup_django(db_url: str, port: int, backend: str = "sql") -> None:
     os.environ.update(
         {
+            **telemetry_env(backend),
             "DJANGO_SETTINGS_MODULE": "iotflow.settings",
             "DATABASE_URL": db_url,
             "MQTT_URL": f"mqtt://127.0.0.1:{port}",
@@ -148,9 +170,9 @@ def start_worker(env: dict, log) -> subprocess.Popen:
 
 
 def stored_points() -> int:
-    from telemetry.models import TelemetryPoint
+    from telemetry.backends import get_backend
 
-    return TelemetryPoint.objects.count()
+    return get_backend().count()
 
 
 def measure_worker(devices: list, port: int, messages: int, log) -> tuple[float, int]:
@@ -196,18 +218,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=60_000)
     parser.add_argument("--devices", type=int, default=20)
+    default_backend = "iotdb" if os.environ.get("IOTDB_HOST") else "sql"
+    parser.add_argument("--backend", choices=["sql", "iotdb"], default=default_backend)
     args = parser.parse_args()
 
     db_url = fresh_database("iotflow_bench_mqtt")
     port = free_port()
-    setup_django(db_url, port)
+    setup_django(db_url, port, args.backend)
+    if args.backend == "iotdb":
+        drop_iotdb_database()
     with private_broker(ADMIN_PASSWORD, PLATFORM_PASSWORD, port):
         devices = make_devices(args.devices)
         raw = measure_raw(devices, port, args.messages)
         log_path = ROOT / "var" / "bench-mqtt-worker.log"
         with log_path.open("w") as log:
             worker, stored = measure_worker(devices, port, args.messages, log)
+    if args.backend == "iotdb":
+        drop_iotdb_database()
     expected = 3 * args.messages
+    print(f"telemetry backend: {args.backend}")
     print(f"{'figure':<28}{'value':>14}")
     print(f"{'bare paho subscriber':<28}{raw:>12,.0f}/s")
     print(f"{'IoTFlow worker (stored)':<28}{worker:>12,.0f}/s")

@@ -7,7 +7,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .base import BackendUnavailable, TelemetryBackend
 
-__all__ = ["BackendUnavailable", "TelemetryBackend", "get_backend"]
+__all__ = ["BACKENDS", "BackendUnavailable", "TelemetryBackend", "backend_named", "get_backend"]
+
+BACKENDS = ("sql", "iotdb")
 
 
 @cache
@@ -16,7 +18,16 @@ def _backend(name: str) -> TelemetryBackend:
         from .sql import SQLBackend
 
         return SQLBackend()
-    raise ImproperlyConfigured(f"Unknown TELEMETRY_BACKEND {name!r}; use 'sql'.")
+    if name == "iotdb":
+        from .iotdb import IoTDBBackend
+
+        return IoTDBBackend()
+    raise ImproperlyConfigured(f"Unknown TELEMETRY_BACKEND {name!r}; use one of {', '.join(BACKENDS)}.")
+
+
+def backend_named(name: str) -> TelemetryBackend:
+    """A backend by name, whatever the setting (copying telemetry between backends needs both)."""
+    return _backend(name)
 
 
 def get_backend() -> TelemetryBackend:

@@ -3,14 +3,13 @@
 from collections.abc import Sequence
 
 from django.db import DatabaseError, OperationalError, connection, transaction
-from django.db.models import Avg, BigIntegerField, Count, ExpressionWrapper, F, Max, Min, Sum
 
 from telemetry.models import LatestValue, TelemetryPoint, ValueType
 from telemetry.points import Bucket, Point, Value
 
+from . import sql_retention, sql_rollups
 from .base import BackendUnavailable, TelemetryBackend
 
-AGGREGATES = {"mean": Avg, "min": Min, "max": Max, "sum": Sum, "count": Count}
 COLUMNS = "device_id, measurement, ts, value_type, value_float, value_text"
 STAGING_TABLE = (
     "CREATE TEMP TABLE IF NOT EXISTS telemetry_staging (ord bigserial, device_id bigint, "
@@ -100,6 +99,7 @@ class SQLBackend(TelemetryBackend):
                     copy.write_row(row)
         # Within a batch, the first of several points with one identity is the one kept (``ord``).
         cursor.execute(self._insert_points(f"SELECT {COLUMNS} FROM telemetry_staging ORDER BY ord"))
+        cursor.execute(sql_rollups.MARK_FROM_STAGING)
         cursor.execute(
             self._upsert_latest(
                 f"SELECT DISTINCT ON (device_id, measurement) {COLUMNS} FROM telemetry_staging "
@@ -115,6 +115,7 @@ class SQLBackend(TelemetryBackend):
                 chunk = table_rows[i : i + size]
                 placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
                 cursor.execute(statement(f"VALUES {placeholders}"), [v for row in chunk for v in row])
+        sql_rollups.mark(sql_rollups.marker_keys(rows))
 
     def _points(self, device_id: int, start: int | None, end: int | None, fields: Sequence[str] | None):
         qs = TelemetryPoint.objects.filter(device_id=device_id)
@@ -144,25 +145,14 @@ class SQLBackend(TelemetryBackend):
         }
 
     def aggregate(self, device_id, fields, *, start, end, window_ms, function) -> dict[str, list[Bucket]]:
-        bucket = ExpressionWrapper(F("ts") / window_ms * window_ms, output_field=BigIntegerField())
-        rows = (
-            self._points(device_id, start, end, fields)
-            .filter(value_float__isnull=False)
-            .annotate(bucket=bucket)
-            .values("measurement", "bucket")
-            .annotate(value=AGGREGATES[function]("value_float"), n=Count("value_float"))
-            .order_by("measurement", "bucket")
-        )
-        result: dict[str, list[Bucket]] = {field: [] for field in fields}
-        for row in rows:
-            value = float(row["value"]) if row["value"] is not None else None
-            result[row["measurement"]].append(Bucket(row["bucket"], value, row["n"]))
-        return result
+        """From the coarsest rollup tier that answers exactly, raw points at the edges (``sql_rollups``)."""
+        return sql_rollups.aggregate(device_id, fields, start, end, window_ms, function)
 
     def delete(self, device_id, *, start=None, end=None, fields=None) -> int:
         with transaction.atomic():
             deleted, _ = self._points(device_id, start, end, fields).delete()
             self._rebuild_latest(device_id, fields)
+            sql_rollups.after_delete(device_id, start, end, fields)
         return deleted
 
     def _rebuild_latest(self, device_id: int, fields: Sequence[str] | None) -> None:
@@ -192,3 +182,18 @@ class SQLBackend(TelemetryBackend):
         except DatabaseError as exc:
             return {"status": "unhealthy", "backend": self.name, "error": str(exc)}
         return {"status": "healthy", "backend": self.name, "database": connection.vendor}
+
+    def delete_device(self, device_id: int) -> None:
+        sql_rollups.delete_device(device_id)
+
+    def refresh_rollups(self) -> dict:
+        return sql_rollups.refresh()
+
+    def apply_retention(self) -> dict:
+        return sql_retention.apply()
+
+    def export_rollups(self, device_id: int, tier: str, after: int | None, limit: int) -> list:
+        return sql_rollups.export_rollups(device_id, tier, after, limit)
+
+    def import_rollups(self, device_id: int, tier: str, parts: Sequence) -> None:
+        sql_rollups.import_rollups(device_id, tier, parts)
