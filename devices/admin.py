@@ -18,7 +18,18 @@ from django.utils.safestring import SafeString
 from telemetry.backends import BackendUnavailable, get_backend
 from telemetry.timeparse import to_iso
 
-from .models import Command, Device, DeviceConfiguration, DeviceGroup, FleetCommand, HealthEvent
+from .models import (
+    Command,
+    Device,
+    DeviceConfiguration,
+    DeviceGroup,
+    FleetCommand,
+    HealthEvent,
+    Override,
+    Schedule,
+    ScheduleRun,
+)
+from .schedules import DAY_NAMES, upcoming
 
 KEY_FIELDS = ["api_key_prefix", "api_key_hash", "key_rotated_at", "updated_at"]
 
@@ -320,3 +331,90 @@ class HealthEventAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    """Weekly schedules; saving checks the same rules as the API (days, times, overlaps)."""
+
+    list_display = ("name", "device", "group", "day_names", "start_time", "end_time", "time_zone", "enabled")
+    list_filter = ("enabled", "end_action")
+    search_fields = ("name", "device__name", "group__name")
+    list_select_related = ("device", "group")
+    autocomplete_fields = ("device",)
+    readonly_fields = ("created_at", "updated_at", "next_edges", "history")
+    fields = (
+        "name",
+        ("device", "group"),
+        "days",
+        ("start_time", "end_time"),
+        ("start_action", "start_params"),
+        "end_action",
+        "time_zone",
+        "enabled",
+        "next_edges",
+        "history",
+        ("created_at", "updated_at"),
+    )
+
+    @admin.display(description="days")
+    def day_names(self, schedule: Schedule) -> str:
+        return ", ".join(DAY_NAMES[day][:3] for day in schedule.days if isinstance(day, int) and 0 <= day <= 6)
+
+    @admin.display(description="next start / end (UTC)")
+    def next_edges(self, schedule: Schedule) -> str:
+        if not schedule.pk or not schedule.enabled:
+            return "—"
+        edges = upcoming(schedule)
+        return " / ".join(f"{moment:%Y-%m-%d %H:%M}" if moment else "—" for moment in edges.values())
+
+    @admin.display(description="history")
+    def history(self, schedule: Schedule) -> str:
+        if not schedule.pk:
+            return "—"
+        url = reverse("admin:devices_schedulerun_changelist") + f"?schedule__id__exact={schedule.pk}"
+        return format_html('<a href="{}">{} firing(s)</a>', url, schedule.runs.count())
+
+
+@admin.register(ScheduleRun)
+class ScheduleRunAdmin(admin.ModelAdmin):
+    """Every firing of every schedule, written once per slot: read-only."""
+
+    list_display = ("due_at", "schedule", "edge", "device", "fired_at", "result", "command")
+    list_filter = ("edge", "result")
+    search_fields = ("schedule__name", "device__name")
+    list_select_related = ("schedule", "device", "command")
+    date_hierarchy = "due_at"
+    readonly_fields = [field.name for field in ScheduleRun._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Override)
+class OverrideAdmin(admin.ModelAdmin):
+    """Overrides (pre-clean); operators may end active ones early, which restores the saved state."""
+
+    list_display = ("device", "status", "params", "started_at", "ends_at", "ended_at", "created_by")
+    list_filter = ("status",)
+    search_fields = ("device__name",)
+    list_select_related = ("device", "created_by")
+    date_hierarchy = "started_at"
+    readonly_fields = [field.name for field in Override._meta.fields]
+    actions = ("cancel_overrides",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Cancel selected active overrides (restore now)", permissions=["view"])
+    def cancel_overrides(self, request: HttpRequest, queryset: QuerySet[Override]) -> None:
+        from .overrides import finish
+
+        ended = sum(1 for override in queryset if finish(override.pk, cancelled=True, user=request.user))
+        self.message_user(request, f"{ended} override(s) cancelled and restored.", messages.SUCCESS)

@@ -1,12 +1,14 @@
-"""Devices, their groups, keys and configuration."""
+"""Devices, their groups, keys and configuration, commands, schedules and overrides."""
 
 import base64
 import hashlib
 import hmac
 import secrets
 import uuid
+import zoneinfo
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -220,3 +222,169 @@ class Command(models.Model):
             "params": self.params,
             "issued_at": self.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         }
+
+
+def validate_time_zone(name: str) -> None:
+    """A schedule's zone must be one the IANA database knows, or its local times mean nothing."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"Unknown time zone {name!r}; use an IANA name such as Europe/Berlin.") from None
+
+
+class Schedule(models.Model):
+    """A weekly plan for a device or a group: a state applied at the start time, ended at the end time.
+
+    Times are wall-clock times in ``time_zone``; an end earlier than the start ends the next day
+    (an overnight span). ``days`` are the days a span starts on, 0 = Monday … 6 = Sunday.
+    """
+
+    class EndAction(models.TextChoices):
+        TURN_OFF = "turn_off", "turn off"
+        RESTORE = "restore", "restore the state before the start"
+
+    name = models.CharField(max_length=100)
+    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.CASCADE, related_name="schedules")
+    group = models.ForeignKey(DeviceGroup, null=True, blank=True, on_delete=models.CASCADE, related_name="schedules")
+    days = models.JSONField(default=list, help_text="Days the span starts on: 0 = Monday … 6 = Sunday.")
+    start_time = models.TimeField()
+    end_time = models.TimeField(help_text="Earlier than the start time: the span ends the next day.")
+    start_action = models.CharField(max_length=100, default="set_state")
+    start_params = models.JSONField(default=dict, blank=True, help_text='Applied at the start, e.g. {"power": "on"}.')
+    end_action = models.CharField(max_length=10, choices=EndAction.choices, default=EndAction.TURN_OFF)
+    time_zone = models.CharField(
+        max_length=64, blank=True, validators=[validate_time_zone], help_text="Empty: the owner's time zone."
+    )
+    enabled = models.BooleanField(default=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(device__isnull=False, group__isnull=True)
+                | models.Q(device__isnull=True, group__isnull=False),
+                name="schedule_device_xor_group",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.time_zone and self.owner is not None:
+            self.time_zone = self.owner.time_zone
+        super().save(*args, **kwargs)
+
+    @property
+    def owner(self):
+        target = self.device or self.group
+        return target.owner if target else None
+
+    @property
+    def overnight(self) -> bool:
+        return self.end_time < self.start_time
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone or getattr(self.owner, "time_zone", "") or "UTC")
+
+    def targets(self) -> models.QuerySet:
+        """The devices this schedule drives."""
+        if self.device_id:
+            return Device.objects.filter(pk=self.device_id)
+        return Device.objects.filter(groups=self.group_id)
+
+    def clean(self) -> None:
+        from .schedules import validation_errors
+
+        errors = validation_errors(self)
+        if errors:
+            raise ValidationError(errors)
+
+
+class ScheduleRun(models.Model):
+    """One firing of one edge of a schedule on one device.
+
+    The row is written before the command is sent, and the unique slot (schedule, device, local
+    date, edge) lets only one writer win: two beats or workers, or a restart, never fire it twice.
+    """
+
+    class Edge(models.TextChoices):
+        START = "start"
+        END = "end"
+
+    class Result(models.TextChoices):
+        SENT = "sent", "command sent"
+        HELD = "held", "held by an active override"
+        SKIPPED = "skipped", "nothing to send"
+
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="runs")
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="schedule_runs")
+    slot_date = models.DateField(help_text="The local date the span starts on.")
+    edge = models.CharField(max_length=5, choices=Edge.choices)
+    due_at = models.DateTimeField(help_text="When the edge fell due.")
+    fired_at = models.DateTimeField()
+    command = models.ForeignKey(Command, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    result = models.CharField(max_length=7, choices=Result.choices)
+    detail = models.CharField(max_length=200, blank=True)
+    saved_state = models.JSONField(
+        default=dict, blank=True, help_text="At a start: the state before it, which a restoring end brings back."
+    )
+
+    class Meta:
+        ordering = ["-due_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["schedule", "device", "slot_date", "edge"], name="one_run_per_schedule_slot"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.schedule_id} {self.edge} {self.slot_date} on {self.device_id}: {self.result}"
+
+
+class Override(models.Model):
+    """Parameters applied to a device for a while (the pre-clean), then the saved state restored.
+
+    Kept in the database, so whichever process is alive at ``ends_at`` restores it; at most one
+    override per device is active.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        RESTORED = "restored"
+        CANCELLED = "cancelled"
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="overrides")
+    params = models.JSONField(default=dict)
+    duration = models.DurationField()
+    saved_state = models.JSONField(default=dict, blank=True, help_text="Restored at the end.")
+    started_at = models.DateTimeField()
+    ends_at = models.DateTimeField(db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE, db_index=True)
+    apply_command = models.ForeignKey(Command, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    restore_command = models.ForeignKey(Command, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["device"], condition=models.Q(status="active"), name="one_active_override_per_device"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"override of {self.device_id} until {self.ends_at:%Y-%m-%d %H:%M} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+    def seconds_left(self, now=None) -> int:
+        if not self.is_active:
+            return 0
+        return max(0, int((self.ends_at - (now or timezone.now())).total_seconds()))

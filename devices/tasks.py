@@ -1,4 +1,4 @@
-"""Celery tasks of devices: command delivery, broker accounts and the periodic sweeps beat runs."""
+"""Celery tasks of devices: command delivery, broker accounts, schedules, overrides and beat's periodic sweeps."""
 
 import logging
 
@@ -6,7 +6,7 @@ from celery import shared_task
 
 from telemetry.mqtt import Publisher, command_topic
 
-from . import commands, health
+from . import commands, health, overrides, schedules
 from .broker import BrokerAccounts, BrokerError, device_username
 from .models import Device, mqtt_password_for
 
@@ -69,3 +69,21 @@ def reconcile(accounts: BrokerAccounts) -> dict:
     for name in stale:
         accounts.remove_device(int(name.removeprefix("device-")))
     return {"devices": len(known), "removed": len(stale)}
+
+
+@shared_task(ignore_result=True)
+def fire_schedules() -> int:
+    """Beat's schedule tick: fire the edges that fell due within the catch-up window."""
+    return len(schedules.tick())
+
+
+@shared_task(ignore_result=True)
+def restore_override(override_id: int) -> None:
+    """Armed with ``eta`` at the override's end; does nothing if it was cancelled or already restored."""
+    overrides.finish(override_id)
+
+
+@shared_task(ignore_result=True)
+def sweep_overrides() -> int:
+    """Restore active overrides past their end whose timed task was lost (a restart, a broker outage)."""
+    return overrides.restore_overdue()
