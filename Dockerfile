@@ -11,6 +11,14 @@ COPY requirements.txt /tmp/requirements.txt
 RUN pip wheel --no-cache-dir --wheel-dir /wheels -r /tmp/requirements.txt
 
 
+FROM node:20-slim AS vendor
+# Browser libraries of the pages (package.json), copied into static/vendor/ as `make vendor` does.
+WORKDIR /src
+COPY package.json package-lock.json ./
+COPY deploy/scripts/build-vendor.mjs deploy/scripts/
+RUN npm ci --no-audit --no-fund && npm run build
+
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -29,6 +37,7 @@ RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links /wheels -r requirements.txt
 
 COPY . .
+COPY --from=vendor /src/static/vendor static/vendor
 
 # Static files are collected into the image. Production mode keeps settings from generating
 # local secrets into the image; the key exists only for this build step.

@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint format venv bench clean
+.PHONY: run test lint format venv vendor bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@deploy/scripts/ensure-python.sh "$(PYTHON)"
@@ -19,10 +19,19 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 venv: $(VENV)/.installed
 
-run: venv
+# Browser libraries (package.json) from npm, copied into static/vendor/ (not committed).
+static/vendor/.built: package.json package-lock.json deploy/scripts/build-vendor.mjs
+	@source deploy/scripts/services.sh && ensure_package npm npm
+	npm ci --no-audit --no-fund --loglevel=error
+	npm run --silent build
+	@touch $@
+
+vendor: static/vendor/.built
+
+run: venv vendor
 	@deploy/scripts/run.sh
 
-test: venv lint
+test: venv lint vendor
 	@deploy/scripts/test.sh
 
 lint: venv
@@ -37,4 +46,4 @@ bench: venv
 	$(PY) bench/run.py --runs $${BENCH_RUNS:-1}
 
 clean:
-	rm -rf $(VENV) var/staticfiles var/prometheus
+	rm -rf $(VENV) var/staticfiles var/prometheus node_modules static/vendor

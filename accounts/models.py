@@ -19,6 +19,9 @@ def hash_secret(secret: str) -> str:
 
 class User(AbstractUser):
     time_zone = models.CharField(max_length=64, choices=TIME_ZONE_CHOICES, default="UTC")
+    muted_notification_kinds = models.JSONField(
+        default=list, blank=True, help_text="Notification kinds (e.g. device_online) this user does not want."
+    )
 
     class Meta:
         db_table = "accounts_user"

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from notifications import notify
+from notifications import live, notify
 
 from .models import Command, Device, DeviceGroup, FleetCommand
 
@@ -71,6 +71,7 @@ def send(
         desired = {**device.desired_state, **expected_state(action, params)}
         Device.objects.filter(pk=device.pk).update(desired_state=desired, desired_state_at=now)
         transaction.on_commit(lambda: _enqueue(command.pk))
+        live.publish_command(command)
     return command
 
 
@@ -97,6 +98,7 @@ def _finish(command: Command, status: str, error: str = "") -> None:
     command.completed_at = timezone.now()
     command.error = error or command.error
     command.save(update_fields=["status", "completed_at", "error"])
+    live.publish_command(command)
 
 
 def _notify_failure(command: Command, what: str) -> None:
@@ -131,6 +133,7 @@ def claim_delivery(command_id, now=None) -> Command | None:
         command.sent_at = now
         command.status = Status.SENT
         command.save(update_fields=["attempts", "sent_at", "status"])
+        live.publish_command(command)
     return command
 
 
@@ -148,6 +151,7 @@ def acknowledge(device: Device, command_id, ok: bool, result: Any = None, error:
         command.response = result
         command.error = "" if ok else (error or _error_from(result) or "The device reported an error.")
         command.save(update_fields=["status", "acknowledged_at", "completed_at", "response", "error"])
+        live.publish_command(command)
         if ok:
             reported = result.get("state") if isinstance(result, dict) else None
             state = reported if isinstance(reported, dict) else expected_state(command.action, command.params)
@@ -168,7 +172,11 @@ def update_reported_state(device_id: int, state: dict, when=None) -> None:
         device = Device.objects.select_for_update().only("reported_state").get(pk=device_id)
         merged = {**device.reported_state, **state}
         if merged != device.reported_state:
-            Device.objects.filter(pk=device_id).update(reported_state=merged, reported_state_at=when or timezone.now())
+            when = when or timezone.now()
+            Device.objects.filter(pk=device_id).update(reported_state=merged, reported_state_at=when)
+            live.publish_device_event(
+                device_id, "device_state", {"reported_state": merged, "reported_state_at": when.isoformat()}
+            )
 
 
 def cancel(command: Command) -> Command:

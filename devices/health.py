@@ -12,7 +12,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from notifications import notify
+from notifications import live, notify
 
 from .models import Device, Health, HealthEvent
 
@@ -35,6 +35,11 @@ def transition(device_id: int, state: str, reason: str, *, when=None) -> bool:
         previous = device.health
         Device.objects.filter(pk=device_id).update(health=state, health_since=now, health_reason=reason)
         HealthEvent.objects.create(device_id=device_id, state=state, previous=previous, reason=reason, at=now)
+        live.publish_device_event(
+            device_id,
+            "device_health",
+            {"health": state, "previous": previous, "reason": reason, "since": now.isoformat()},
+        )
         notify(
             device.owner,
             LEVELS[state],

@@ -6,6 +6,7 @@ every other error answers ``{"detail": message}``.
 
 from typing import Any
 
+from django.db import InterfaceError, OperationalError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -33,6 +34,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, RecursionError) and "JSON" in str(exc):
         # The JSON decoder's own nesting limit: the body is at fault, not the server.
         exc = exceptions.ParseError("JSON parse error - nested too deeply.")
+    elif isinstance(exc, OperationalError | InterfaceError):
+        # The database is unreachable (down, restarting, connect timeout): a clear 503 the client can retry.
+        exc = ServiceUnavailable("The database is unavailable; retry later.")
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -1,4 +1,9 @@
-"""ASGI entry point: the ws process (daphne) serves WebSockets through it."""
+"""ASGI entry point: the ws process (daphne) serves WebSockets through it.
+
+WebSockets authenticate with the Django session (``AuthMiddlewareStack``) and must come from a
+page of one of ALLOWED_HOSTS (``AllowedHostsOriginValidator``): a session cookie alone, sent by
+a foreign site's page, does not open a socket.
+"""
 
 import os
 
@@ -7,13 +12,15 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "iotflow.settings")
 django_asgi_app = get_asgi_application()
 
+from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from iotflow.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": URLRouter(websocket_urlpatterns),
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

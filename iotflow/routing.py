@@ -1,3 +1,9 @@
 """WebSocket URL patterns served by the ws process."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from notifications.consumers import NotificationConsumer
+
+websocket_urlpatterns = [
+    path("ws/notifications/", NotificationConsumer.as_asgi(), name="ws-notifications"),
+]

@@ -8,6 +8,8 @@ from . import health
 api_v1 = [
     path("", include("devices.api.urls")),
     path("", include("telemetry.api.urls")),
+    path("", include("notifications.api.urls")),
+    path("", include("dashboards.api.urls")),
 ]
 
 urlpatterns = [
@@ -17,4 +19,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("health", health.health, name="health"),
     path("metrics", ExportToDjangoView, name="metrics"),
+    path("accounts/", include("accounts.urls")),
+    path("devices/", include("devices.urls")),
+    path("", include("notifications.urls")),
+    path("", include("dashboards.urls")),
 ]

@@ -2,6 +2,7 @@
 
 
 def notify(*args, **kwargs):
-    from .notify import notify as _notify
+    """``notifications.delivery.notify``, importable before the app registry is ready."""
+    from .delivery import notify as _notify
 
     return _notify(*args, **kwargs)

@@ -4,10 +4,14 @@
 2. one bulk write to the backend (all points of the call or none)
 3. latest values (the backend keeps them beside the points)
 4. the device's last-seen time and health, coalesced so it is not a row write per message
+5. alert rules, on the newest value of each measurement of the batch (notifications.alerts)
+6. live pages watching the device get those newest values (notifications.live)
 """
 
 import math
 import re
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +22,7 @@ from prometheus_client import Counter
 
 from devices import commands, health
 from devices.models import Device
+from notifications import alerts, live
 from telemetry.backends import get_backend
 from telemetry.points import Point, Value
 from telemetry.timeparse import parse_point_timestamp, to_datetime
@@ -105,6 +110,44 @@ def _record_points(device_id: int, record: Any, path: str, errors: dict[str, lis
     return [Point(device_id, name, ts, value) for name, value in values.items()]
 
 
+KNOWN_MEASUREMENTS_SECONDS = 300.0
+_known_measurements: dict[int, tuple[float, set[str]]] = {}
+_known_lock = threading.Lock()
+
+
+def check_measurement_limit(device_id: int, points: Sequence[Point]) -> None:
+    """Refuse points that would give the device more than TELEMETRY_MAX_MEASUREMENTS_PER_DEVICE names.
+
+    Cheap on the hot path: the names a device is known to have are kept per process for a few
+    minutes, and the latest-values table is read only when a record carries a name not known yet.
+    """
+    limit = settings.TELEMETRY_MAX_MEASUREMENTS_PER_DEVICE
+    if not limit:
+        return
+    names = {point.measurement for point in points}
+    now = time.monotonic()
+    with _known_lock:
+        hit = _known_measurements.get(device_id)
+        known = hit[1] if hit is not None and hit[0] > now else None
+        if known is not None and names <= known:
+            return
+    known = set(get_backend().latest(device_id))
+    new = names - known
+    if len(known) + len(new) > limit:
+        raise InvalidTelemetry(
+            {
+                "data": [
+                    f"A device may have at most {limit} distinct measurements; it has {len(known)} "
+                    f"and this request adds {len(new)}."
+                ]
+            }
+        )
+    with _known_lock:
+        if len(_known_measurements) > 100_000:
+            _known_measurements.clear()
+        _known_measurements[device_id] = (now + KNOWN_MEASUREMENTS_SECONDS, known | names)
+
+
 def normalise(device_id: int, payload: Any) -> tuple[list[Point], int, dict]:
     """Points, record count and the last record's metadata; raises InvalidTelemetry or TooManyPoints."""
     errors: dict[str, list[str]] = {}
@@ -125,15 +168,23 @@ def normalise(device_id: int, payload: Any) -> tuple[list[Point], int, dict]:
             )
     if errors:
         raise InvalidTelemetry(errors)
+    check_measurement_limit(device_id, points)
     last = records[-1]
     metadata = last.get("metadata") or {}
     return points, len(records), metadata
 
 
 def store(points: Sequence[Point], transport: str) -> None:
-    """Write points in one call; the backend keeps each measurement's latest value with them."""
+    """Write points in one call; the backend keeps each measurement's latest value with them.
+
+    Then alert rules and live pages see the newest value per device and measurement: one check
+    and one live message per device per call, however many points it carried.
+    """
     get_backend().write(points)
     POINTS_STORED.labels(transport).inc(len(points))
+    newest = live.newest_points(points)
+    alerts.evaluate(newest)
+    live.publish_telemetry(newest)
     report_state(points)
 
 

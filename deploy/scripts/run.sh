@@ -29,6 +29,10 @@ fi
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/${IOTFLOW_REDIS_DB:-0}}"
 export CELERY_BROKER_URL="${CELERY_BROKER_URL:-$REDIS_URL}"
 
+# The ws process (daphne) serves the pages' live socket on its own port; pages find it through LIVE_WEBSOCKET_URL.
+WS_PORT=$(first_free_port "${IOTFLOW_WS_PORT:-8001}")
+export LIVE_WEBSOCKET_URL="${LIVE_WEBSOCKET_URL:-ws://{hostname}:$WS_PORT/ws/notifications/}"
+
 # IoTFlow's own broker (its accounts are managed by IoTFlow), on 1883 or the next free port.
 MQTT_PORT=$(first_free_port "${IOTFLOW_MQTT_PORT:-1883}")
 export MQTT_URL="${MQTT_URL:-mqtt://127.0.0.1:$MQTT_PORT}"
@@ -42,6 +46,7 @@ broker_user=""
 
 sed -e "s|@MOSQUITTO@|$(command -v mosquitto || echo /usr/sbin/mosquitto)|" deploy/Procfile.template > var/Procfile
 [ -n "$redis_line" ] && echo "$redis_line" >> var/Procfile
+grep -q '^ws:' var/Procfile || echo "ws: .venv/bin/daphne -b 127.0.0.1 -p $WS_PORT iotflow.asgi:application" >> var/Procfile
 if [ "${IOTFLOW_SIMULATE:-1}" = "1" ] && .venv/bin/python manage.py shell -c "from accounts.models import User; raise SystemExit(0 if User.objects.filter(username='demo').exists() else 1)"; then
     echo "simulator: .venv/bin/python manage.py simulate_devices --owner demo --count ${IOTFLOW_SIMULATED_DEVICES:-3} --interval ${IOTFLOW_SIMULATOR_INTERVAL:-5} --wait-for-broker 30" >> var/Procfile
 fi

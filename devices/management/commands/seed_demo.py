@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.models import ApiToken, User
+from dashboards.demo import create_demo_dashboard
 from devices.models import Device, DeviceGroup
 from telemetry import ingest
 from telemetry.points import Point
@@ -49,6 +50,8 @@ class Command(BaseCommand):
             device.groups.add(group)
             ingest.store(self._day_of_telemetry(device.pk, index), "demo")
             lines.append(f"device #{device.pk} {name!r}: X-API-Key {key}")
+        dashboard = create_demo_dashboard(demo)
+        lines.append(f"demo dashboard: http://127.0.0.1:8000/dashboards/{dashboard.pk}/ (live charts of the simulator)")
         return lines
 
     @staticmethod

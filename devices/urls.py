@@ -1,0 +1,22 @@
+from django.urls import path
+
+from . import views
+
+app_name = "devices"
+
+urlpatterns = [
+    path("", views.device_list, name="list"),
+    path("add", views.device_add, name="add"),
+    path("groups/", views.group_list, name="group-list"),
+    path("groups/<int:pk>/", views.group_edit, name="group-edit"),
+    path("groups/<int:pk>/delete", views.group_delete, name="group-delete"),
+    path("<int:pk>/", views.device_detail, name="detail"),
+    path("<int:pk>/configuration", views.device_config, name="config-entry"),
+    path("<int:pk>/live", views.device_live, name="live"),
+    path("<int:pk>/history", views.device_history, name="history"),
+    path("<int:pk>/history.csv", views.device_history_csv, name="history-csv"),
+    path("<int:pk>/commands", views.device_commands, name="commands"),
+    path("<int:pk>/keys", views.device_keys, name="keys"),
+    path("<int:pk>/keys/rotate", views.device_rotate_key, name="rotate-key"),
+    path("<int:pk>/delete", views.device_delete, name="delete"),
+]

@@ -1,0 +1,220 @@
+"""Live messages to open browser pages, sent through the Channels layer without slowing the sender.
+
+Ingest, commands and health changes call ``publish()`` (or one of the helpers below) from
+synchronous code: HTTP requests, the MQTT consumer's writer thread, Celery tasks. With a
+network layer (Redis) the message goes into a bounded queue that one background thread
+per process drains over its own event loop and long-lived Redis connection, so the caller
+never waits for Redis and a slow or absent Redis costs it nothing: when the queue is full,
+messages are dropped and counted. With the in-memory layer, which only reaches sockets of
+the same process, the message is sent inline. Live delivery is best effort: every message
+describes state that is also saved, and a page that reconnects reloads it.
+
+Messages are sent after the current transaction commits, so a page never sees a change
+that was rolled back.
+"""
+
+import asyncio
+import logging
+import os
+import queue
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+from asgiref.sync import async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
+from django.db import transaction
+from prometheus_client import Counter
+
+from telemetry.timeparse import to_iso
+
+log = logging.getLogger(__name__)
+
+LIVE_MESSAGES = Counter("iotflow_live_messages_total", "Live messages for WebSockets.", ["result"])
+
+HANDLER = "live.message"  # the consumer method that forwards a group message to its socket
+SEND_TIMEOUT_SECONDS = 5.0
+DRAIN_LIMIT = 1000
+
+
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+def device_group(device_id: int) -> str:
+    return f"device.{device_id}"
+
+
+def publish(group: str, message: dict) -> None:
+    """Send ``message`` (what the socket receives) to a group once the transaction commits."""
+    transaction.on_commit(lambda: _send_now(group, message), robust=True)
+
+
+def publish_device_event(device_id: int, kind: str, data: dict) -> None:
+    """``{"type": kind, "device": id, "data": data}`` to the pages watching the device."""
+    publish(device_group(device_id), {"type": kind, "device": device_id, "data": data})
+
+
+def publish_telemetry(newest: Mapping[int, Mapping[str, object]]) -> None:
+    """One message per device with the newest value of each measurement of a stored batch.
+
+    ``newest`` maps a device id to its measurements' newest ``Point``s (as ``newest_points`` gives).
+    """
+    for device_id, points in newest.items():
+        if not points:
+            continue
+        message = {
+            "type": "telemetry",
+            "device": device_id,
+            "data": {name: point.value for name, point in points.items()},
+            "ts": to_iso(max(point.ts for point in points.values())),
+        }
+        publish(device_group(device_id), message)
+
+
+def publish_command(command) -> None:
+    """A command's current state, for the device page's command history."""
+    publish_device_event(command.device_id, "command", command_data(command))
+
+
+def command_data(command) -> dict:
+    def iso(value):
+        return value.isoformat() if value else None
+
+    return {
+        "id": str(command.pk),
+        "action": command.action,
+        "params": command.params,
+        "source": command.source,
+        "status": command.status,
+        "attempts": command.attempts,
+        "error": command.error,
+        "response": command.response,
+        "created_at": iso(command.created_at),
+        "sent_at": iso(command.sent_at),
+        "acknowledged_at": iso(command.acknowledged_at),
+        "completed_at": iso(command.completed_at),
+    }
+
+
+def newest_points(points: Iterable) -> dict[int, dict[str, object]]:
+    """The newest point of each measurement, per device, in one pass over a batch."""
+    newest: dict[int, dict[str, object]] = defaultdict(dict)
+    for point in points:
+        series = newest[point.device_id]
+        current = series.get(point.measurement)
+        if current is None or current.ts < point.ts:
+            series[point.measurement] = point
+    return newest
+
+
+def _send_now(group: str, message: dict) -> None:
+    try:
+        layer = get_channel_layer()
+    except Exception:  # a misconfigured layer must not break the code that published
+        LIVE_MESSAGES.labels("failed").inc()
+        log.exception("No channel layer for live messages")
+        return
+    if layer is None:
+        return
+    envelope = {"type": HANDLER, "message": message}
+    if isinstance(layer, InMemoryChannelLayer):
+        _send_inline(layer, group, envelope)
+    else:
+        _sender().submit(layer, group, envelope)
+
+
+def _send_inline(layer, group: str, envelope: dict) -> None:
+    try:
+        async_to_sync(layer.group_send)(group, envelope)
+        LIVE_MESSAGES.labels("sent").inc()
+    except Exception:
+        LIVE_MESSAGES.labels("failed").inc()
+        log.warning("Live message to %s failed", group, exc_info=True)
+
+
+class Sender:
+    """One thread per process that drains queued messages to the channel layer over its own event loop."""
+
+    def __init__(self, size: int):
+        self.queue: queue.Queue = queue.Queue(maxsize=size)
+        self.unfinished = 0
+        self.done = threading.Condition()
+        self.thread = threading.Thread(target=self._run, name="live-sender", daemon=True)
+        self.thread.start()
+
+    def submit(self, layer, group: str, envelope: dict) -> None:
+        with self.done:
+            self.unfinished += 1
+        try:
+            self.queue.put_nowait((layer, group, envelope))
+        except queue.Full:
+            LIVE_MESSAGES.labels("dropped").inc()
+            self._finished(1)
+
+    def _finished(self, count: int) -> None:
+        with self.done:
+            self.unfinished -= count
+            if self.unfinished == 0:
+                self.done.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until every submitted message was handed to the layer (for tests and shutdown)."""
+        with self.done:
+            return self.done.wait_for(lambda: self.unfinished == 0, timeout)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        while True:
+            batch = [self.queue.get()]
+            while len(batch) < DRAIN_LIMIT:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                loop.run_until_complete(_deliver(batch))
+            except Exception:  # never let the thread die: the next messages may well get through
+                log.warning("Live delivery of %d messages failed", len(batch), exc_info=True)
+            self._finished(len(batch))
+
+
+async def _deliver(batch: list[tuple]) -> None:
+    """Groups in parallel; within a group, messages in the order they were published."""
+    by_group: dict[tuple[int, str], list[tuple]] = defaultdict(list)
+    for layer, group, envelope in batch:
+        by_group[(id(layer), group)].append((layer, envelope))
+    await asyncio.gather(*(_deliver_group(group, items) for (_, group), items in by_group.items()))
+
+
+async def _deliver_group(group: str, items: list[tuple]) -> None:
+    for layer, envelope in items:
+        try:
+            await asyncio.wait_for(layer.group_send(group, envelope), SEND_TIMEOUT_SECONDS)
+            LIVE_MESSAGES.labels("sent").inc()
+        except Exception as exc:
+            LIVE_MESSAGES.labels("failed").inc()
+            log.warning("Live message to %s failed: %r", group, exc)
+
+
+_sender_lock = threading.Lock()
+_sender_state: dict[str, object] = {"pid": None, "sender": None}
+
+
+def _sender() -> Sender:
+    """This process's sender, started on first use (and again in a forked child)."""
+    pid = os.getpid()
+    if _sender_state["pid"] != pid:
+        with _sender_lock:
+            if _sender_state["pid"] != pid:
+                _sender_state["sender"] = Sender(settings.LIVE_QUEUE_SIZE)
+                _sender_state["pid"] = pid
+    return _sender_state["sender"]  # type: ignore[return-value]
+
+
+def wait_until_sent(timeout: float = 5.0) -> bool:
+    """Whether everything queued so far reached the channel layer within ``timeout`` seconds."""
+    sender = _sender_state["sender"] if _sender_state["pid"] == os.getpid() else None
+    return True if sender is None else sender.wait_idle(timeout)

@@ -1,0 +1,89 @@
+"""A user adds a device, watches its telemetry arrive live, commands it; another user cannot see it.
+
+Live updates need the ASGI app: the ``live_socket`` fixture runs daphne (the ws process) beside
+the live server, both on the test's own Redis channel layer (see conftest.py).
+"""
+
+import re
+
+import pytest
+
+from devices.models import Command, Device
+from tests.browser.conftest import go_to, log_in, screenshot, wait_until_following
+from tests.conftest import KeyedDevice
+
+expect = pytest.importorskip("playwright.sync_api", reason="Playwright not installed: pip install playwright").expect
+
+
+def add_device(page, name: str) -> KeyedDevice:
+    go_to(page, "Devices")
+    page.get_by_role("link", name="Add a device").click()
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Type").fill("temperature_sensor")
+    page.get_by_label("Location").fill("Greenhouse")
+    page.get_by_role("button", name="Add device").click()
+    expect(page.get_by_role("heading", name=f"{name} is registered")).to_be_visible()
+    key = page.locator("#api-key").inner_text()
+    return KeyedDevice(Device.objects.get(name=name), key)
+
+
+def test_telemetry_shows_up_live_on_the_device_page(page, live_socket, make_user):
+    make_user("alice")
+    log_in(page, "alice")
+    device = add_device(page, "Greenhouse sensor")
+    expect(page.locator("#mqtt-username")).to_have_text(f"device-{device.pk}")
+
+    page.get_by_role("link", name="Go to Greenhouse sensor").click()
+    page.get_by_role("link", name="Live values").click()
+    expect(page.get_by_text("No telemetry yet.")).to_be_visible()
+    wait_until_following(page, device.pk)
+    page.evaluate("window.notReloaded = true")
+
+    response = device.client().post("/api/v1/telemetry", {"data": {"temperature": 21.5, "humidity": 64}}, format="json")
+    assert response.status_code == 201
+
+    tile = page.locator('.live-value[data-measurement="temperature"]')
+    expect(tile.locator(".live-value__value")).to_have_text("21.5")
+    expect(page.locator('.live-value[data-measurement="humidity"] .live-value__value')).to_have_text("64")
+    expect(page.locator(f'[data-health-for="{device.pk}"]').first).to_have_text("Online")
+    assert page.evaluate("window.notReloaded") is True, "the values arrived without a reload"
+
+    device.client().post("/api/v1/telemetry", {"data": {"temperature": 22.25}}, format="json")
+    expect(tile.locator(".live-value__value")).to_have_text("22.25")
+    screenshot(page, "device")
+
+
+def test_a_command_sent_from_the_page_changes_status_live(page, live_socket, make_user, make_device):
+    alice = make_user("alice")
+    device = make_device(alice, "Bedroom purifier", device_type="air_purifier")
+    log_in(page, "alice")
+    page.goto(f"/devices/{device.pk}/commands")
+    page.get_by_label("Action").fill("set_fan_speed")
+    page.get_by_label("Parameters").fill('{"speed": 3}')
+    page.get_by_role("button", name="Send command").click()
+
+    command = Command.objects.get(device=device.device)
+    row = page.locator(f"#command-{command.pk}")
+    expect(row.locator('[data-field="status"]')).to_have_text("pending")
+    wait_until_following(page, device.pk)
+    page.evaluate("window.notReloaded = true")
+
+    answer = device.client().post(f"/api/v1/devices/commands/{command.pk}/ack", {"status": "ok"}, format="json")
+    assert answer.status_code == 200, answer.content
+    expect(row.locator('[data-field="status"]')).to_have_text("acknowledged")
+    assert page.evaluate("window.notReloaded") is True
+    screenshot(page, "device-commands")
+
+
+def test_a_second_user_cannot_see_the_first_users_device(page, make_user, make_device):
+    alice = make_user("alice")
+    make_user("bob")
+    device = make_device(alice, "Alice's secret sensor")
+    log_in(page, "bob")
+    go_to(page, "Devices")
+    expect(page.get_by_text("No devices match.")).to_be_visible()
+    expect(page.get_by_text("Alice's secret sensor")).to_have_count(0)
+    response = page.goto(f"/devices/{device.pk}/live")
+    assert response.status == 404
+    assert "Alice's secret sensor" not in page.content()
+    assert re.search(r"Not Found", page.content())
