@@ -5,6 +5,7 @@ and ends with one line per figure, the median over the runs.
 """
 
 import argparse
+import contextlib
 import statistics
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = [
     ["bench/mqtt_ingest.py", "--messages", "60000"],
+    ["bench/pages.py"],
 ]
 
 
@@ -29,10 +31,8 @@ def run(script: list[str]) -> dict[str, float]:
     for line in result.stdout.splitlines():
         name, sep, value = line.partition(": ")
         if sep and name.replace("_", "").isalnum() and name.islower():
-            try:
+            with contextlib.suppress(ValueError):
                 figures[name] = float(value)
-            except ValueError:
-                pass
     return figures
 
 

@@ -82,3 +82,19 @@ def private_broker(admin_password: str, platform_password: str, port: int):
         finally:
             process.terminate()
             process.wait(10)
+
+
+@contextmanager
+def private_redis():
+    """A redis-server of the run's own on a free port (nothing saved); yields its URL."""
+    port = free_port()
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp, "--save", "", "--appendonly", "no"]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_listening(port)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            process.terminate()
+            process.wait(10)

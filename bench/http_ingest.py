@@ -1,0 +1,287 @@
+"""HTTP ingest and reads through IoTFlow's web process, each against a baseline measured right beside it.
+
+The web process is started as ``make run`` starts it (gunicorn -c deploy/gunicorn.conf.py
+iotflow.wsgi, same workers) on a fresh PostgreSQL database and a Redis of the run's own,
+with rate limits off. The load generator is wrk (bench/wrk.py); every figure alternates with
+its baseline so both see the same machine at the same moment:
+
+- ``http_ingest_vs_hello``: single-reading ``POST /api/v1/telemetry`` requests/s (each from
+  the next of many devices, with its key; no timestamp repeats, and the stored count is
+  checked) ÷ requests/s of a bare Django view returning a small JSON (``/bench/hello``).
+- ``http_batch_points_per_s`` and ``http_batch_vs_copy``: points/s stored through 1,000-point
+  batch requests ÷ points/s of raw psycopg ``COPY`` + ``INSERT … ON CONFLICT`` of the same rows
+  (read back from the points table) into an equivalent table of the same database.
+- ``latest_p99_ms``: p99 of ``GET /api/v1/telemetry/{id}/latest`` under concurrent load,
+  cycling through every device's key.
+
+    .venv/bin/python bench/http_ingest.py [--seconds 5] [--rounds 3] [--devices 1000]
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import wrk  # noqa: E402
+from bench.services import fresh_database, postgres_available, private_redis  # noqa: E402
+from bench.web import serve  # noqa: E402
+
+DAY_MS = 86_400_000
+RUN_SPAN_MS = 10**7  # each wrk run's timestamps stay inside its own span, so no point repeats another's
+COLUMNS = "device_id, measurement, ts, value_type, value_float, value_text"
+COPY_TABLE = "bench_copy_points"
+
+
+def server_env(db_url: str, redis_url: str) -> dict[str, str]:
+    """What deploy/scripts/run.sh gives the web process, with rate limits off and no broker to manage."""
+    return {
+        "DATABASE_URL": db_url,
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": redis_url.rsplit("/", 1)[0] + "/1",
+        "RATE_LIMITS_ENABLED": "0",
+        "MQTT_MANAGE_ACCOUNTS": "0",
+        "DEBUG": "0",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def setup_django(env: dict[str, str]) -> None:
+    os.environ.update({**env, "DJANGO_SETTINGS_MODULE": "iotflow.settings"})
+    import django
+
+    django.setup()
+
+
+def make_devices(count: int) -> list[tuple[int, str]]:
+    """``count`` devices of one owner; returns (id, clear-text key) pairs."""
+    from accounts.models import User
+    from devices.models import Device
+
+    owner = User.objects.create_user("bench-http")
+    devices, keys = [], []
+    for index in range(count):
+        device = Device(owner=owner, name=f"bench-{index}")
+        keys.append(device.set_new_api_key())
+        devices.append(device)
+    Device.objects.bulk_create(devices)
+    return [(device.pk, key) for device, key in zip(devices, keys, strict=True)]
+
+
+def stored_points() -> int:
+    from django.db import close_old_connections
+
+    from telemetry.backends import get_backend
+
+    close_old_connections()
+    return get_backend().count()
+
+
+class Runner:
+    """wrk against one server, every run with its own span of timestamps."""
+
+    def __init__(self, base_url: str, devices_file: str, seconds: float, connections: int):
+        self.base_url = base_url
+        self.devices_file = devices_file
+        self.seconds = seconds
+        self.connections = connections
+        self.next_base_ts = int(time.time() * 1000) - 3 * DAY_MS
+
+    def run(self, script: str, *, seconds: float | None = None, connections: int | None = None, **env):
+        base_ts = self.next_base_ts
+        self.next_base_ts += RUN_SPAN_MS
+        result = wrk.run(
+            self.base_url,
+            script,
+            seconds=seconds or self.seconds,
+            connections=connections or self.connections,
+            env={"BENCH_DEVICES": self.devices_file, "BENCH_BASE_TS": str(base_ts), **env},
+        )
+        if result.errors:
+            raise RuntimeError(f"{script}: {result.errors} failed requests of {result.requests}")
+        return result, base_ts
+
+
+def beside_hello(runner: Runner, rounds: int, measure) -> list[tuple[float, float]]:
+    """``rounds`` pairs (figure, baseline) in the order hello, figure, hello, figure, ..., hello.
+
+    Each figure is paired with the mean of the hello runs just before and after it.
+    """
+    hellos = [runner.run("hello.lua")[0].per_second]
+    pairs = []
+    for _ in range(rounds):
+        figure = measure()
+        hellos.append(runner.run("hello.lua")[0].per_second)
+        pairs.append((figure, (hellos[-2] + hellos[-1]) / 2))
+    return pairs
+
+
+def measure_single(runner: Runner, rounds: int) -> dict:
+    before = stored_points()
+    sent = []
+
+    def one() -> float:
+        result, _ = runner.run("telemetry_post.lua")
+        sent.append(result.requests)
+        return result.per_second
+
+    pairs = beside_hello(runner, rounds, one)
+    time.sleep(0.5)  # requests still in flight when wrk stopped
+    stored = stored_points() - before
+    # wrk counts answered requests; up to one per connection may be cut off at the end of a run, yet stored.
+    if not sum(sent) <= stored <= sum(sent) + runner.connections * rounds:
+        raise RuntimeError(f"single readings: {sum(sent)} answered 201 but {stored} points stored")
+    return {"pairs": pairs, "answered": sum(sent), "stored": stored}
+
+
+def copy_rows(db_url: str, rows: list[tuple], batch: int, connections: int) -> float:
+    """Points/s of COPY + INSERT … ON CONFLICT of ``rows`` in ``batch``-row transactions over ``connections``."""
+    import psycopg
+
+    chunks = [rows[i : i + batch] for i in range(0, len(rows), batch)]
+    staging = (
+        "CREATE TEMP TABLE IF NOT EXISTS bench_staging (device_id bigint, measurement varchar(128), ts bigint, "
+        "value_type smallint, value_float double precision, value_text text) ON COMMIT DELETE ROWS"
+    )
+    merge = (
+        f"INSERT INTO {COPY_TABLE} ({COLUMNS}) SELECT {COLUMNS} FROM bench_staging "
+        "ON CONFLICT (device_id, measurement, ts) DO NOTHING"
+    )
+    conninfo = db_url.replace("postgres://", "postgresql://")
+    links = [psycopg.connect(conninfo) for _ in range(connections)]
+    for link in links:
+        link.execute(staging)
+        link.commit()
+
+    def work(link, mine: list[list[tuple]]) -> None:
+        for chunk in mine:
+            with link.transaction(), link.cursor() as cursor:
+                with cursor.copy(f"COPY bench_staging ({COLUMNS}) FROM STDIN") as copy:
+                    for row in chunk:
+                        copy.write_row(row)
+                cursor.execute(merge)
+
+    threads = [
+        threading.Thread(target=work, args=(link, chunks[i :: len(links)])) for i, link in enumerate(links)
+    ]  # fmt: skip
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    for link in links:
+        link.close()
+    return len(rows) / elapsed
+
+
+def rows_between(start: int, end: int) -> list[tuple]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {COLUMNS} FROM telemetry_telemetrypoint WHERE ts >= %s AND ts < %s ORDER BY ts, measurement",
+            [start, end],
+        )
+        return cursor.fetchall()
+
+
+def measure_batch(runner: Runner, db_url: str, rounds: int, records: int, fields: int, workers: int) -> dict:
+    """HTTP batch rounds, each followed by COPY of the very rows it stored into the equivalent table."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {COPY_TABLE}")
+        cursor.execute(f"CREATE TABLE {COPY_TABLE} (LIKE telemetry_telemetrypoint INCLUDING ALL)")
+    points_per_request = records * fields
+    pairs, answered, stored = [], 0, 0
+    for _ in range(rounds):
+        result, base_ts = runner.run("batch_post.lua", BENCH_RECORDS=str(records), BENCH_FIELDS=str(fields))
+        time.sleep(0.5)
+        rows = rows_between(base_ts, base_ts + RUN_SPAN_MS)
+        answered += result.requests * points_per_request
+        stored += len(rows)
+        http = result.per_second * points_per_request
+        pairs.append((http, copy_rows(db_url, rows, points_per_request, workers)))
+    if not answered <= stored <= answered + runner.connections * rounds * points_per_request:
+        raise RuntimeError(f"batches: {answered} points answered 201 but {stored} stored")
+    return {"pairs": pairs, "answered": answered, "stored": stored}
+
+
+def measure_latest(runner: Runner, rounds: int, connections: int) -> dict:
+    latest = [runner.run("latest_get.lua", connections=connections)[0] for _ in range(rounds)]
+    hello = runner.run("hello.lua", connections=connections)[0]
+    return {"latest": latest, "hello": hello}
+
+
+def ratio_of(pairs: list[tuple[float, float]]) -> float:
+    return statistics.median(figure / baseline for figure, baseline in pairs)
+
+
+def report(single: dict, batch: dict, latest: dict, args) -> None:
+    print(f"{'figure':<44}{'value':>14}")
+    for figure, hello in single["pairs"]:
+        print(f"{'  POST /telemetry (1 reading) req/s':<44}{figure:>14,.0f}   hello {hello:,.0f}")
+    print(f"{'  single readings answered 201 / stored':<44}{single['answered']:>14,} / {single['stored']:,}")
+    for http, copy in batch["pairs"]:
+        print(f"{'  batch points/s':<44}{http:>14,.0f}   COPY {copy:,.0f}")
+    print(f"{'  batch points answered 201 / stored':<44}{batch['answered']:>14,} / {batch['stored']:,}")
+    for result in latest["latest"]:
+        print(f"{'  GET .../latest p50 / p99 ms':<44}{result.p50_ms:>14.1f} / {result.p99_ms:.1f}"
+              f"   {result.per_second:,.0f} req/s")  # fmt: skip
+    hello = latest["hello"]
+    print(f"{'  GET /bench/hello p50 / p99 ms':<44}{hello.p50_ms:>14.1f} / {hello.p99_ms:.1f}"
+          f"   {hello.per_second:,.0f} req/s")  # fmt: skip
+    print(f"http_hello_per_s: {statistics.median(h for _, h in single['pairs']):.0f}")
+    print(f"http_ingest_per_s: {statistics.median(f for f, _ in single['pairs']):.0f}")
+    print(f"http_ingest_vs_hello: {ratio_of(single['pairs']):.2f}")
+    print(f"http_batch_points_per_s: {statistics.median(h for h, _ in batch['pairs']):.0f}")
+    print(f"http_copy_points_per_s: {statistics.median(c for _, c in batch['pairs']):.0f}")
+    print(f"http_batch_vs_copy: {ratio_of(batch['pairs']):.2f}")
+    print(f"latest_p99_ms: {statistics.median(r.p99_ms for r in latest['latest']):.1f}")
+    print(f"latest_per_s: {statistics.median(r.per_second for r in latest['latest']):.0f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5, help="length of each wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="figure/baseline pairs per figure")
+    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--connections", type=int, default=8, help="wrk connections for throughput runs")
+    parser.add_argument("--latest-connections", type=int, default=8, help="wrk connections for GET .../latest")
+    parser.add_argument("--batch-records", type=int, default=250)
+    parser.add_argument("--batch-fields", type=int, default=4, help="measurements per record of a batch")
+    args = parser.parse_args()
+    if not postgres_available():
+        raise SystemExit("bench/http_ingest.py needs PostgreSQL on 127.0.0.1:5432")
+    wrk.binary()
+
+    db_url = fresh_database("iotflow_bench_http")
+    log_path = ROOT / "var" / "bench-http-web.log"
+    with private_redis() as redis_url, tempfile.NamedTemporaryFile("w", suffix=".txt") as devices_file:
+        env = server_env(db_url, redis_url)
+        setup_django(env)
+        devices_file.write("".join(f"{pk} {key}\n" for pk, key in make_devices(args.devices)))
+        devices_file.flush()
+        with serve("gunicorn", env, log_path) as base_url:
+            workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+            runner = Runner(base_url, devices_file.name, args.seconds, args.connections)
+            # Warm up: imports, connections, every device's key in the cache.
+            runner.run("hello.lua", seconds=2)
+            runner.run("telemetry_post.lua", seconds=3)
+            single = measure_single(runner, args.rounds)
+            batch = measure_batch(runner, db_url, args.rounds, args.batch_records, args.batch_fields, workers)
+            latest = measure_latest(runner, args.rounds, args.latest_connections)
+    print(f"server: gunicorn -c deploy/gunicorn.conf.py iotflow.wsgi ({workers} sync workers); load: wrk, "
+          f"{args.connections} connections, {args.seconds:g} s runs")  # fmt: skip
+    report(single, batch, latest, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,4 @@
+-- GET the bench hello view (the baseline).
+function request()
+  return wrk.format("GET", "/bench/hello")
+end

@@ -1,0 +1,67 @@
+"""Django's Redis cache, made to degrade instead of failing when Redis is unreachable.
+
+Everything IoTFlow keeps in the cache (key lookups, last-seen gates, rate-limit counters,
+reported-state shortcuts) can be rebuilt from the database, so a Redis outage must cost
+speed, never a request: while Redis does not answer, reads are misses, writes are dropped
+and ``add`` succeeds (the key was not there), as right after a cache flush.
+"""
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.core.cache.backends.redis import RedisCache
+from prometheus_client import Counter
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger(__name__)
+
+CACHE_ERRORS = Counter("iotflow_cache_errors_total", "Cache calls answered as misses because Redis was unreachable.")
+OUTAGE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+LOG_EVERY_SECONDS = 10.0
+_last_logged = [0.0]
+
+
+def _unreachable(operation: str, exc: Exception) -> None:
+    CACHE_ERRORS.inc()
+    now = time.monotonic()
+    if now - _last_logged[0] >= LOG_EVERY_SECONDS:
+        _last_logged[0] = now
+        log.warning("Cache unreachable (%s: %r); treating calls as misses", operation, exc)
+
+
+def degrade(method: Callable, outcome: Callable[..., Any]) -> Callable:
+    """``method``, answering ``outcome(*args, **kwargs)`` when Redis cannot be reached."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except OUTAGE_ERRORS as exc:
+            _unreachable(method.__name__, exc)
+            return outcome(*args, **kwargs)
+
+    return call
+
+
+def _missing_key(key, *args, **kwargs):
+    raise ValueError(f"Key {key!r} not found (cache unreachable).")
+
+
+class TolerantRedisCache(RedisCache):
+    """A RedisCache whose calls behave like misses while Redis is unreachable."""
+
+    get = degrade(RedisCache.get, lambda key, default=None, version=None: default)
+    get_many = degrade(RedisCache.get_many, lambda *a, **k: {})
+    has_key = degrade(RedisCache.has_key, lambda *a, **k: False)
+    add = degrade(RedisCache.add, lambda *a, **k: True)
+    set = degrade(RedisCache.set, lambda *a, **k: None)
+    set_many = degrade(RedisCache.set_many, lambda data, *a, **k: list(data))
+    touch = degrade(RedisCache.touch, lambda *a, **k: False)
+    delete = degrade(RedisCache.delete, lambda *a, **k: False)
+    delete_many = degrade(RedisCache.delete_many, lambda *a, **k: None)
+    incr = degrade(RedisCache.incr, _missing_key)
+    clear = degrade(RedisCache.clear, lambda *a, **k: False)
