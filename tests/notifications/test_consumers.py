@@ -191,3 +191,24 @@ def test_malformed_client_messages_get_errors_not_a_closed_socket(redis_layer, a
         await page.disconnect()
 
     run(scenario)
+
+
+def test_a_firing_rule_reaches_the_owners_pages_as_alert_and_notification(redis_layer, alice, device):
+    from notifications.models import AlertRule
+
+    AlertRule.objects.create(
+        owner=alice, name="Too hot", device=device.device, measurement="temperature", operator=">", threshold=30
+    )
+    alice_cookie = login(alice)
+
+    async def scenario():
+        page = socket(alice_cookie)  # not following the device: alerts go to the user's own group
+        await page.connect()
+        await sync_to_async(device.client().post)("/api/v1/telemetry", {"data": {"temperature": 42}}, format="json")
+        notification = await receive_type(page, "notification")
+        assert notification["data"]["kind"] == "alert" and notification["data"]["device"] == device.pk
+        alert = await receive_type(page, "alert")
+        assert (alert["data"]["status"], alert["data"]["value"], alert["data"]["device"]) == ("open", 42.0, device.pk)
+        await page.disconnect()
+
+    run(scenario)
