@@ -92,6 +92,7 @@ class Runner:
         self.seconds = seconds
         self.connections = connections
         self.next_base_ts = int(time.time() * 1000) - 3 * DAY_MS
+        self.offset = 0
 
     def run(self, script: str, *, seconds: float | None = None, connections: int | None = None, **env):
         base_ts = self.next_base_ts
@@ -101,11 +102,24 @@ class Runner:
             script,
             seconds=seconds or self.seconds,
             connections=connections or self.connections,
-            env={"BENCH_DEVICES": self.devices_file, "BENCH_BASE_TS": str(base_ts), **env},
+            env={
+                "BENCH_DEVICES": self.devices_file,
+                "BENCH_BASE_TS": str(base_ts),
+                "BENCH_OFFSET": str(self.offset),
+                **env,
+            },
         )
+        self.offset += result.requests
         if result.errors:
             raise RuntimeError(f"{script}: {result.errors} failed requests of {result.requests}")
         return result, base_ts
+
+
+def warm_up(runner: "Runner", devices: int) -> None:
+    """Every device posts twice first, as in a running fleet: keys cached, devices online, caches filled."""
+    sent = 0
+    while sent < 2 * devices:
+        sent += runner.run("telemetry_post.lua", seconds=2)[0].requests
 
 
 def beside_hello(runner: Runner, rounds: int, measure) -> list[tuple[float, float]]:
@@ -123,6 +137,7 @@ def beside_hello(runner: Runner, rounds: int, measure) -> list[tuple[float, floa
 
 
 def measure_single(runner: Runner, rounds: int) -> dict:
+    time.sleep(0.5)  # the warm-up's last requests
     before = stored_points()
     sent = []
 
@@ -224,26 +239,29 @@ def ratio_of(pairs: list[tuple[float, float]]) -> float:
     return statistics.median(figure / baseline for figure, baseline in pairs)
 
 
-def report(single: dict, batch: dict, latest: dict, args) -> None:
-    print(f"{'figure':<44}{'value':>14}")
+def report_single(single: dict) -> None:
     for figure, hello in single["pairs"]:
-        print(f"{'  POST /telemetry (1 reading) req/s':<44}{figure:>14,.0f}   hello {hello:,.0f}")
-    print(f"{'  single readings answered 201 / stored':<44}{single['answered']:>14,} / {single['stored']:,}")
-    for http, copy in batch["pairs"]:
-        print(f"{'  batch points/s':<44}{http:>14,.0f}   COPY {copy:,.0f}")
-    print(f"{'  batch points answered 201 / stored':<44}{batch['answered']:>14,} / {batch['stored']:,}")
-    for result in latest["latest"]:
-        print(f"{'  GET .../latest p50 / p99 ms':<44}{result.p50_ms:>14.1f} / {result.p99_ms:.1f}"
-              f"   {result.per_second:,.0f} req/s")  # fmt: skip
-    hello = latest["hello"]
-    print(f"{'  GET /bench/hello p50 / p99 ms':<44}{hello.p50_ms:>14.1f} / {hello.p99_ms:.1f}"
-          f"   {hello.per_second:,.0f} req/s")  # fmt: skip
+        print(f"{'POST /telemetry, 1 reading (req/s)':<44}{figure:>12,.0f}   hello {hello:,.0f}")
+    print(f"{'single readings answered 201 / stored':<44}{single['answered']:>12,} / {single['stored']:,}")
     print(f"http_hello_per_s: {statistics.median(h for _, h in single['pairs']):.0f}")
     print(f"http_ingest_per_s: {statistics.median(f for f, _ in single['pairs']):.0f}")
     print(f"http_ingest_vs_hello: {ratio_of(single['pairs']):.2f}")
+
+
+def report_batch(batch: dict) -> None:
+    for http, copy in batch["pairs"]:
+        print(f"{'POST /telemetry, batches (points/s)':<44}{http:>12,.0f}   COPY {copy:,.0f}")
+    print(f"{'batch points answered 201 / stored':<44}{batch['answered']:>12,} / {batch['stored']:,}")
     print(f"http_batch_points_per_s: {statistics.median(h for h, _ in batch['pairs']):.0f}")
     print(f"http_copy_points_per_s: {statistics.median(c for _, c in batch['pairs']):.0f}")
     print(f"http_batch_vs_copy: {ratio_of(batch['pairs']):.2f}")
+
+
+def report_latest(latest: dict) -> None:
+    for result in [*latest["latest"], latest["hello"]]:
+        name = "GET /bench/hello" if result is latest["hello"] else "GET .../latest"
+        print(f"{name + ' p50 / p99 (ms)':<44}{result.p50_ms:>12.1f} / {result.p99_ms:.1f}"
+              f"   {result.per_second:,.0f} req/s")  # fmt: skip
     print(f"latest_p99_ms: {statistics.median(r.p99_ms for r in latest['latest']):.1f}")
     print(f"latest_per_s: {statistics.median(r.per_second for r in latest['latest']):.0f}")
 
@@ -257,6 +275,7 @@ def main() -> None:
     parser.add_argument("--latest-connections", type=int, default=8, help="wrk connections for GET .../latest")
     parser.add_argument("--batch-records", type=int, default=250)
     parser.add_argument("--batch-fields", type=int, default=4, help="measurements per record of a batch")
+    parser.add_argument("--only", default="single,batch,latest", help="which figures, comma-separated")
     args = parser.parse_args()
     if not postgres_available():
         raise SystemExit("bench/http_ingest.py needs PostgreSQL on 127.0.0.1:5432")
@@ -274,13 +293,18 @@ def main() -> None:
             runner = Runner(base_url, devices_file.name, args.seconds, args.connections)
             # Warm up: imports, connections, every device's key in the cache.
             runner.run("hello.lua", seconds=2)
-            runner.run("telemetry_post.lua", seconds=3)
-            single = measure_single(runner, args.rounds)
-            batch = measure_batch(runner, db_url, args.rounds, args.batch_records, args.batch_fields, workers)
-            latest = measure_latest(runner, args.rounds, args.latest_connections)
+            warm_up(runner, args.devices)
+            only = args.only.split(",")
+            single = measure_single(runner, args.rounds) if "single" in only else None
+            batch = None
+            if "batch" in only:
+                batch = measure_batch(runner, db_url, args.rounds, args.batch_records, args.batch_fields, workers)
+            latest = measure_latest(runner, args.rounds, args.latest_connections) if "latest" in only else None
     print(f"server: gunicorn -c deploy/gunicorn.conf.py iotflow.wsgi ({workers} sync workers); load: wrk, "
           f"{args.connections} connections, {args.seconds:g} s runs")  # fmt: skip
-    report(single, batch, latest, args)
+    for figures, report in ((single, report_single), (batch, report_batch), (latest, report_latest)):
+        if figures is not None:
+            report(figures)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 -- Shared by the request scripts: the devices (id and key, one "id key" line each) in BENCH_DEVICES,
 -- and a number per request that is unique across wrk's threads (thread id + counter * threads).
+-- Devices are taken in turn from BENCH_OFFSET on, so consecutive runs carry on through the fleet.
 local next_thread = 0
 
 function setup(thread)
@@ -17,6 +18,7 @@ function load_devices()
   end
   threads = tonumber(os.getenv("BENCH_THREADS"))
   base_ts = tonumber(os.getenv("BENCH_BASE_TS") or "0")
+  offset = tonumber(os.getenv("BENCH_OFFSET") or "0")
 end
 
 function next_number()
@@ -25,7 +27,7 @@ function next_number()
 end
 
 function device_for(n)
-  return devices[(n % #devices) + 1]
+  return devices[((n + offset) % #devices) + 1]
 end
 
 function init(args)
