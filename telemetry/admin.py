@@ -10,7 +10,7 @@ from django.utils.text import Truncator
 from telemetry.backends.sql import decode
 from telemetry.timeparse import to_iso
 
-from .models import LatestValue, TelemetryPoint
+from .models import LatestValue, RetentionPolicy, TelemetryPoint
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -55,3 +55,13 @@ class LatestValueAdmin(ReadOnlyAdmin):
     search_fields = ("^measurement", "device__name")
     search_help_text = "Measurement name or its beginning, or device name."
     ordering = ("device", "measurement")
+
+
+@admin.register(RetentionPolicy)
+class RetentionPolicyAdmin(admin.ModelAdmin):
+    """A device's own retention; applied by the nightly retention task on either backend."""
+
+    list_display = ("device", "raw_days", "minute_days", "hour_days")
+    list_select_related = ("device",)
+    search_fields = ("device__name",)
+    autocomplete_fields = ("device",)

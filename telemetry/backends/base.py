@@ -4,6 +4,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 from telemetry.points import Bucket, Point
+from telemetry.rollups import Part
 
 
 class BackendUnavailable(Exception):
@@ -65,3 +66,23 @@ class TelemetryBackend(ABC):
     @abstractmethod
     def health(self) -> dict:
         """``{"status": "healthy"|"unhealthy", "backend": name, ...}``."""
+
+    @abstractmethod
+    def delete_device(self, device_id: int) -> None:
+        """Forget every point and rollup of a deleted device."""
+
+    @abstractmethod
+    def refresh_rollups(self) -> dict:
+        """Bring the 1-minute and 1-hour rollups up to date; returns what was done, for the task's log."""
+
+    @abstractmethod
+    def apply_retention(self) -> dict:
+        """Delete raw points and rollups past their retention (settings or the device's own policy)."""
+
+    @abstractmethod
+    def export_rollups(self, device_id: int, tier: str, after: int | None, limit: int) -> list[Part]:
+        """Up to ``limit`` rollup parts of a tier after ``after`` (epoch ms), oldest first, for migration."""
+
+    @abstractmethod
+    def import_rollups(self, device_id: int, tier: str, parts: Sequence[Part]) -> None:
+        """Store rollup parts exported from another backend; importing the same parts twice keeps them once."""

@@ -49,3 +49,17 @@ def test_people_who_are_not_staff_are_sent_to_login(client, alice):
     for url in (POINTS, LATEST):
         response = client.get(url)
         assert response.status_code == 302 and response.url.startswith("/admin/login/")
+
+
+def test_operator_sets_a_device_retention_policy(admin_client, device):
+    device = device.device
+    from telemetry.models import RetentionPolicy
+
+    page = admin_client.post(
+        "/admin/telemetry/retentionpolicy/add/",
+        {"device": device.pk, "raw_days": 7, "minute_days": "", "hour_days": 0},
+    )
+    assert page.status_code == 302, page.context["adminform"].errors if page.context else page
+    policy = RetentionPolicy.objects.get(device=device)
+    assert (policy.raw_days, policy.minute_days, policy.hour_days) == (7, None, 0)
+    assert device.name in admin_client.get("/admin/telemetry/retentionpolicy/").text
