@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import schedule_views, views
 
 app_name = "devices"
 
@@ -16,6 +16,12 @@ urlpatterns = [
     path("<int:pk>/history", views.device_history, name="history"),
     path("<int:pk>/history.csv", views.device_history_csv, name="history-csv"),
     path("<int:pk>/commands", views.device_commands, name="commands"),
+    path("<int:pk>/schedules/", schedule_views.schedules_tab, name="schedules"),
+    path("<int:pk>/schedules/<int:schedule_pk>/edit", schedule_views.schedule_edit, name="schedule-edit"),
+    path("<int:pk>/schedules/<int:schedule_pk>/delete", schedule_views.schedule_delete, name="schedule-delete"),
+    path("<int:pk>/schedules/<int:schedule_pk>/enabled", schedule_views.schedule_enabled, name="schedule-enabled"),
+    path("<int:pk>/override", schedule_views.override, name="override"),
+    path("<int:pk>/override/cancel", schedule_views.override_cancel, name="override-cancel"),
     path("<int:pk>/keys", views.device_keys, name="keys"),
     path("<int:pk>/keys/rotate", views.device_rotate_key, name="rotate-key"),
     path("<int:pk>/delete", views.device_delete, name="delete"),
