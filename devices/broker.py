@@ -2,18 +2,18 @@
 
 IoTFlow renders the broker's configuration and seeds its accounts, then
 connects as the broker's admin to give every device an account that may use
-only its own topics.
+only its own topics and connect only with its own client id.
 """
 
 import base64
 import getpass
 import glob
 import hashlib
+import hmac
 import json
 import secrets
 import string
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,9 @@ PLUGIN_FILE = "mosquitto_dynamic_security.so"
 PLUGIN_DIRS = ["/usr/lib/*", "/usr/lib", "/usr/local/lib", "/opt/homebrew/lib"]
 # The plugin itself hashes with 101 iterations; the two seeded accounts log in rarely and can afford more.
 SEED_HASH_ITERATIONS = 10_000
+# Kept in a device account's textdescription: which password IoTFlow last gave the account.
+FINGERPRINT_PREFIX = "iotflow-password-hmac-sha256:"
+FINGERPRINT_KEY = b"iotflow-mqtt-password-fingerprint"
 
 
 class BrokerError(Exception):
@@ -145,6 +148,31 @@ def device_username(device_id: int) -> str:
     return f"device-{int(device_id)}"
 
 
+def device_client_id(device_id: int) -> str:
+    """The only MQTT client id the device's account may connect with (the broker refuses any other).
+
+    Mosquitto drops an existing connection when another one arrives with the same client id; without the
+    binding, any device could push any other off the broker by borrowing its id.
+    """
+    return device_username(device_id)
+
+
+def password_fingerprint(password: str) -> str:
+    """What a device account records of its password, so a later sync can tell whether it is still right.
+
+    The plugin never reveals a stored password, and trying a login would have to use the device's own
+    client id and so disconnect the device. The derived password is a 256-bit HMAC, so this keyed digest
+    of it reveals nothing the plugin's own stored hash does not.
+    """
+    digest = hmac.new(FINGERPRINT_KEY, password.encode(), hashlib.sha256).hexdigest()
+    return FINGERPRINT_PREFIX + digest
+
+
+def device_binding(device_id: int, password: str) -> dict[str, str]:
+    """The account fields that tie a device account to its client id and record its password's fingerprint."""
+    return {"clientid": device_client_id(device_id), "textdescription": password_fingerprint(password)}
+
+
 class BrokerAccounts:
     """A connection as the broker's admin that creates, changes and removes device accounts.
 
@@ -208,14 +236,22 @@ class BrokerAccounts:
     def ensure_device(self, device_id: int, password: str, group_ids: list[int] | tuple[int, ...] = ()) -> None:
         """Create the device's account and role, or bring existing ones up to date.
 
-        The plugin drops every connection of a client it modifies, so the client is
-        touched only when its password or role is really wrong; role ACLs change live.
+        The plugin drops every connection of a client it modifies, so the client is touched only
+        when its password fingerprint or client id binding is wrong (once for an account made before
+        either existed) or its role is missing; role ACLs change live.
         """
         name = device_username(device_id)
+        binding = device_binding(device_id, password)
         create_role, modify_role, create_client, current = self.run(
             {"command": "createRole", "rolename": name},
             {"command": "modifyRole", "rolename": name, "acls": device_acls(device_id, group_ids)},
-            {"command": "createClient", "username": name, "password": password, "roles": [{"rolename": name}]},
+            {
+                "command": "createClient",
+                "username": name,
+                "password": password,
+                **binding,
+                "roles": [{"rolename": name}],
+            },
             {"command": "getClient", "username": name},
             check=False,
         )
@@ -224,11 +260,11 @@ class BrokerAccounts:
                 raise BrokerError(f"{response.get('command')} {name}: {response['error']}")
         if not create_client.get("error"):
             return
-        roles = current.get("data", {}).get("client", {}).get("roles", [])
-        if name not in {role.get("rolename") for role in roles}:
+        client = current.get("data", {}).get("client", {})
+        if name not in {role.get("rolename") for role in client.get("roles", [])}:
             self.run({"command": "addClientRole", "username": name, "rolename": name})
-        if not self.password_works(name, password):
-            self.run({"command": "setClientPassword", "username": name, "password": password})
+        if any(client.get(field) != value for field, value in binding.items()):
+            self.run({"command": "modifyClient", "username": name, "password": password, **binding})
 
     def remove_device(self, device_id: int) -> None:
         """Delete the device's account and role; an already absent one is fine."""
@@ -240,7 +276,16 @@ class BrokerAccounts:
                 raise BrokerError(f"{response['command']} {name}: {response['error']}")
 
     def set_device_password(self, device_id: int, password: str) -> None:
-        self.run({"command": "setClientPassword", "username": device_username(device_id), "password": password})
+        """Give the account a new password in one change, keeping its fingerprint and binding in step."""
+        name = device_username(device_id)
+        self.run(
+            {"command": "modifyClient", "username": name, "password": password, **device_binding(device_id, password)}
+        )
+
+    def device_account(self, device_id: int) -> dict[str, Any]:
+        """The plugin's view of the device's account (getClient): client id, description, roles."""
+        (response,) = self.run({"command": "getClient", "username": device_username(device_id)})
+        return response.get("data", {}).get("client", {})
 
     def list_clients(self) -> list[str]:
         (response,) = self.run({"command": "listClients", "verbose": False, "count": -1, "offset": 0})
@@ -263,30 +308,6 @@ class BrokerAccounts:
             if response.get("error"):
                 raise BrokerError(f"{response.get('command')}: {response['error']}")
         return responses
-
-    def password_works(self, username: str, password: str) -> bool:
-        """Whether the broker accepts this login; the plugin never reveals stored passwords."""
-        probe = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=f"iotflow-check-{uuid.uuid4().hex}", reconnect_on_failure=False
-        )
-        probe.username_pw_set(username, password)
-        if self.tls:
-            probe.tls_set()
-        answers: list[bool] = []
-        probe.on_connect = lambda client, userdata, flags, reason_code, properties: answers.append(
-            not reason_code.is_failure
-        )
-        try:
-            probe.connect(self.host, self.port)
-        except OSError as exc:
-            raise BrokerError(f"cannot reach the MQTT broker at {self.host}:{self.port}: {exc}")
-        deadline = time.monotonic() + self.timeout
-        while not answers and time.monotonic() < deadline and probe.loop(0.05) == mqtt.MQTT_ERR_SUCCESS:
-            pass
-        probe.disconnect()
-        if not answers:
-            raise BrokerError(f"no answer from the MQTT broker to a login within {self.timeout}s")
-        return answers[0]
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from devices.broker import device_client_id
+
 log = logging.getLogger(__name__)
 
 
@@ -150,7 +152,9 @@ class MqttRunner:
     def __init__(self, sim: SimulatedDevice, host: str, port: int, username: str, password: str, interval: float):
         self.sim, self.interval = sim, interval
         self.prefix = f"iotflow/devices/{sim.device_id}"
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=username, protocol=mqtt.MQTTv311)
+        # The broker accepts the device's account only under its own client id.
+        client_id = device_client_id(sim.device_id)
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
         self.client.username_pw_set(username, password)
         self.client.will_set(f"{self.prefix}/status/offline", b"", qos=1)
         self.client.on_connect = self._on_connect

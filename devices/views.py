@@ -24,6 +24,7 @@ from telemetry.timeparse import to_iso
 from . import commands
 from .api.permissions import devices_visible_to
 from .api.serializers import mqtt_endpoint
+from .broker import device_client_id
 from .export import csv_rows
 from .forms import (
     CommandForm,
@@ -56,6 +57,7 @@ def mqtt_credentials(device: Device) -> dict:
         "port": port,
         "username": device.mqtt_username,
         "password": mqtt_password_for(device),
+        "client_id": device_client_id(device.pk),
         "telemetry_topic": f"{prefix}telemetry",
         "commands_topic": f"{prefix}commands",
         "ack_topic": f"{prefix}commands/ack",

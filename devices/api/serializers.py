@@ -121,7 +121,9 @@ class MqttCredentialsSerializer(serializers.Serializer):
     port = serializers.IntegerField()
     username = serializers.CharField()
     password = serializers.CharField()
-    client_id = serializers.CharField()
+    client_id = serializers.CharField(
+        help_text="The MQTT client id the device must connect with; the broker refuses this account under any other."
+    )
     topic_prefix = serializers.CharField()
     topics = serializers.DictField(child=serializers.CharField())
 

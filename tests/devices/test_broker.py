@@ -12,6 +12,8 @@ from django.core.management import CommandError, call_command
 
 from devices import broker
 from devices.broker import BrokerAccounts, BrokerError, render_config
+from devices.models import mqtt_password_for
+from devices.tasks import reconcile
 
 TIMEOUT = 3
 
@@ -19,18 +21,22 @@ TIMEOUT = 3
 class Peer:
     """A real MQTT client logged in under some account, keeping what it receives."""
 
-    def __init__(self, broker, username: str | None, password: str | None):
+    def __init__(self, broker, username: str | None, password: str | None, client_id: str | None = None):
         self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:12]}", reconnect_on_failure=False
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"test-{uuid.uuid4().hex[:12]}",
+            reconnect_on_failure=False,
         )
         if username is not None:
             self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
+        self.client.on_disconnect = lambda client, userdata, flags, reason_code, properties: self.disconnected.set()
         self.client.on_message = lambda client, userdata, message: self.inbox.put(message.topic)
         self.inbox: queue.Queue[str] = queue.Queue()
         self.received: list[str] = []
         self._connected = threading.Event()
+        self.disconnected = threading.Event()
         self._subacks: dict[int, list] = {}
         self._subscribed = threading.Condition()
         self.reason_code = None
@@ -78,8 +84,9 @@ class Peer:
 def login(private_broker):
     peers: list[Peer] = []
 
-    def login(username: str | None = None, password: str | None = None) -> Peer:
-        peer = Peer(private_broker, username, password)
+    def login(username: str | None = None, password: str | None = None, client_id: str | None = None) -> Peer:
+        """Log in; device accounts must pass their bound client id (``device-<id>``), others get a random one."""
+        peer = Peer(private_broker, username, password, client_id)
         peers.append(peer)
         return peer
 
@@ -105,7 +112,7 @@ def accounts(private_broker):
 @pytest.fixture
 def device7(accounts, login) -> Peer:
     accounts.ensure_device(7, "pw-7")
-    peer = login("device-7", "pw-7")
+    peer = login("device-7", "pw-7", "device-7")
     assert not peer.refused
     return peer
 
@@ -122,9 +129,76 @@ def test_platform_account_connects(private_broker, login):
 def test_device_logs_in_with_its_password_only(accounts, login):
     accounts.ensure_device(7, "pw-7")
 
-    assert not login("device-7", "pw-7").refused
-    assert login("device-7", "wrong").refused
-    assert login("device-8", "pw-7").refused
+    assert not login("device-7", "pw-7", "device-7").refused
+    assert login("device-7", "wrong", "device-7").refused
+    assert login("device-8", "pw-7", "device-8").refused
+
+
+def test_device_connects_only_with_its_own_client_id(accounts, login):
+    accounts.ensure_device(7, "pw-7")
+    accounts.ensure_device(8, "pw-8")
+    device8 = login("device-8", "pw-8", "device-8")
+
+    assert login("device-7", "pw-7", "device-7-spare").reason_code == "Not authorized"
+    assert login("device-7", "pw-7", "device-8").reason_code == "Not authorized"
+    assert login("device-8", "pw-8", f"test-{uuid.uuid4().hex[:12]}").refused
+    # The refused login with device-8's client id did not take over its connection.
+    assert device8.subscribe("iotflow/devices/8/commands")
+    assert not device8.disconnected.is_set()
+
+
+def test_account_keeps_a_fingerprint_of_its_password_not_the_password(accounts):
+    accounts.ensure_device(7, "pw-7")
+
+    account = accounts.device_account(7)
+    assert account["clientid"] == "device-7"
+    assert account["textdescription"] == broker.password_fingerprint("pw-7")
+    assert "pw-7" not in json.dumps(account)
+    assert broker.password_fingerprint("pw-7") != broker.password_fingerprint("pw-7b")
+
+
+def create_unbound_account(accounts: BrokerAccounts, device_id: int, password: str) -> None:
+    """An account as releases before the client id binding made it: no client id, no fingerprint."""
+    name = f"device-{device_id}"
+    accounts.run(
+        {"command": "createRole", "rolename": name, "acls": broker.device_acls(device_id)},
+        {"command": "createClient", "username": name, "password": password, "roles": [{"rolename": name}]},
+    )
+
+
+def test_account_made_before_the_binding_is_bound_once(accounts, login, platform):
+    create_unbound_account(accounts, 7, "pw-7")
+    legacy = login("device-7", "pw-7", "sensor-7")
+    assert not legacy.refused
+
+    accounts.ensure_device(7, "pw-7")
+
+    assert legacy.disconnected.wait(TIMEOUT), "a device connected under the unbound account stays connected"
+    assert login("device-7", "pw-7", "sensor-7").refused
+    device = login("device-7", "pw-7", "device-7")
+    assert device.subscribe("iotflow/devices/7/commands")
+
+    accounts.ensure_device(7, "pw-7")
+    platform.publish("iotflow/devices/7/commands")
+
+    assert device.wait_for("iotflow/devices/7/commands")
+    assert not device.disconnected.is_set()
+
+
+def test_reconcile_binds_old_accounts_once_and_removes_stale_ones(accounts, login, device):
+    username, password = f"device-{device.pk}", mqtt_password_for(device.device)
+    create_unbound_account(accounts, device.pk, password)
+    accounts.ensure_device(device.pk + 1000, "pw-gone")
+
+    assert reconcile(accounts) == {"devices": 1, "removed": 1}
+    assert accounts.device_account(device.pk)["clientid"] == username
+    assert f"device-{device.pk + 1000}" not in accounts.list_clients()
+    connected = login(username, password, username)
+    assert not connected.refused
+
+    assert reconcile(accounts) == {"devices": 1, "removed": 0}
+    assert connected.subscribe(f"iotflow/devices/{device.pk}/commands"), "reconcile disconnected a device in step"
+    assert not connected.disconnected.is_set()
 
 
 def test_device_telemetry_reaches_the_platform(platform, device7):
@@ -179,7 +253,7 @@ def test_platform_sees_no_broker_internals(platform):
 
 def test_device_hears_its_groups_fleet_commands(accounts, login, platform):
     accounts.ensure_device(7, "pw-7", group_ids=[3])
-    device = login("device-7", "pw-7")
+    device = login("device-7", "pw-7", "device-7")
     assert device.subscribe("iotflow/fleet/3/commands")
     assert not device.subscribe("iotflow/fleet/4/commands")
 
@@ -193,8 +267,8 @@ def test_ensure_device_again_updates_password_and_groups(accounts, login):
     accounts.ensure_device(7, "pw-7", group_ids=[3])
     accounts.ensure_device(7, "pw-7b", group_ids=[4])
 
-    assert login("device-7", "pw-7").refused
-    device = login("device-7", "pw-7b")
+    assert login("device-7", "pw-7", "device-7").refused
+    device = login("device-7", "pw-7b", "device-7")
     assert not device.refused
     assert device.subscribe("iotflow/fleet/4/commands")
     assert not device.subscribe("iotflow/fleet/3/commands")
@@ -211,7 +285,7 @@ def test_ensure_device_again_leaves_a_connected_device_alone(accounts, platform,
 
 def test_leaving_a_group_stops_its_fleet_commands_at_once(accounts, login, platform):
     accounts.ensure_device(7, "pw-7", group_ids=[3])
-    device = login("device-7", "pw-7")
+    device = login("device-7", "pw-7", "device-7")
     assert device.subscribe("iotflow/fleet/3/commands")
     assert device.subscribe("iotflow/devices/7/commands")
 
@@ -227,7 +301,7 @@ def test_removed_device_cannot_connect(accounts, login):
     accounts.remove_device(7)
     accounts.remove_device(7)
 
-    assert login("device-7", "pw-7").refused
+    assert login("device-7", "pw-7", "device-7").refused
     assert "device-7" not in accounts.list_clients()
 
 
@@ -235,8 +309,8 @@ def test_new_password_replaces_the_old(accounts, login):
     accounts.ensure_device(7, "pw-7")
     accounts.set_device_password(7, "pw-7-new")
 
-    assert login("device-7", "pw-7").refused
-    assert not login("device-7", "pw-7-new").refused
+    assert login("device-7", "pw-7", "device-7").refused
+    assert not login("device-7", "pw-7-new", "device-7").refused
 
 
 def test_list_clients_names_every_account(private_broker, accounts):
@@ -246,7 +320,7 @@ def test_list_clients_names_every_account(private_broker, accounts):
 
 
 def test_broker_refusals_are_errors(accounts):
-    with pytest.raises(BrokerError, match="setClientPassword"):
+    with pytest.raises(BrokerError, match="modifyClient"):
         accounts.set_device_password(99, "pw")
 
 

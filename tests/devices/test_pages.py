@@ -27,6 +27,7 @@ def test_add_a_device_shows_its_key_and_mqtt_credentials_once(alice):
     key = re.search(r'id="api-key">([^<]+)<', page).group(1)
     assert device.api_key_hash == hash_secret(key)
     assert f'id="mqtt-username">device-{device.pk}<' in page
+    assert f'id="mqtt-client-id">device-{device.pk}<' in page
     assert mqtt_password_for(device) in page and f"iotflow/devices/{device.pk}/telemetry" in page
     assert key not in client.get(f"/devices/{device.pk}/").content.decode(), "the key is never shown again"
 

@@ -8,6 +8,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from devices.broker import device_client_id
 from devices.models import mqtt_password_for
 from telemetry.models import TelemetryPoint
 
@@ -17,7 +18,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def device_client(broker, device) -> mqtt.Client:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-device-{device.pk}")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device_client_id(device.pk))
     client.username_pw_set(device.device.mqtt_username, mqtt_password_for(device.device))
     client.connect(broker.host, broker.port)
     client.loop_start()

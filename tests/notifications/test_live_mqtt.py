@@ -7,6 +7,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from paho.mqtt.enums import CallbackAPIVersion
 
+from devices.broker import device_client_id
 from devices.models import mqtt_password_for
 from tests.integration.processes import start_worker, stop_process
 
@@ -26,7 +27,7 @@ def test_mqtt_telemetry_reaches_a_subscribed_socket(private_broker, redis_layer,
     log = tmp_path / "worker.log"
     # The worker's channel layer is the same Redis the test's socket listens on.
     worker = start_worker(private_broker, "live", log, REDIS_URL=redis_layer.url, CHANNEL_LAYER_PREFIX="iotflow-test")
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"live-device-{mqtt_device.pk}")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device_client_id(mqtt_device.pk))
     client.username_pw_set(mqtt_device.device.mqtt_username, mqtt_password_for(mqtt_device.device))
     client.connect(private_broker.host, private_broker.port)
     client.loop_start()

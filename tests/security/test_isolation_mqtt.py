@@ -2,7 +2,8 @@
 
 Device A, with the account IoTFlow gives it (password derived from its key), tries to publish to
 and subscribe to everything that is not its own: device B's topics, its group's and B's group's
-fleet topics, wildcards, the broker's internals and the platform's shared subscription. MQTT 5
+fleet topics, wildcards, the broker's internals and the platform's shared subscription, and it tries
+to connect with B's client id (each device account is bound to its own, ``device-<id>``). MQTT 5
 lets the broker say no (SUBACK and PUBACK reason codes); a platform subscriber on ``iotflow/#``
 checks that no refused message got through anyway. Then key rotation: how soon the old password
 stops working, and what happens to a device still connected with it.
@@ -19,7 +20,7 @@ import pytest
 from django.db import transaction
 from paho.mqtt.reasoncodes import ReasonCode
 
-from devices.broker import device_username
+from devices.broker import device_client_id, device_username
 from devices.models import Device, DeviceGroup, mqtt_password_for
 from iotflow.celery import app as celery_app
 
@@ -34,7 +35,7 @@ class Client:
     def __init__(self, broker, username: str, password: str, client_id: str | None = None) -> None:
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
-            client_id=client_id or f"security-{uuid.uuid4().hex[:10]}",
+            client_id=f"security-{uuid.uuid4().hex[:10]}" if client_id is None else client_id,
             protocol=mqtt.MQTTv5,
             reconnect_on_failure=False,
         )
@@ -144,8 +145,9 @@ def platform(private_broker, connect) -> Client:
     return client
 
 
-def login_as(connect, device: Device, **kwargs) -> Client:
-    client = connect(device_username(device.pk), mqtt_password_for(device), **kwargs)
+def login_as(connect, device: Device) -> Client:
+    """Log in as the device the way it must: its account and its bound client id."""
+    client = connect(device_username(device.pk), mqtt_password_for(device), client_id=device_client_id(device.pk))
     assert not client.refused, client.connack
     return client
 
@@ -263,28 +265,41 @@ def test_device_subscribes_only_to_its_own_topics(request, fleet, platform, conn
 def test_device_cannot_log_in_as_another(fleet, connect, private_broker):
     (device_a, _), (device_b, _) = fleet["a"], fleet["b"]
 
-    assert connect(device_username(device_b.pk), mqtt_password_for(device_a)).refused
-    assert connect(device_username(device_a.pk), mqtt_password_for(device_b)).refused
+    # With the right client id each time, so that only the password is wrong.
+    b_as_b = {"client_id": device_client_id(device_b.pk)}
+    a_as_a = {"client_id": device_client_id(device_a.pk)}
+    assert connect(device_username(device_b.pk), mqtt_password_for(device_a), **b_as_b).refused
+    assert connect(device_username(device_a.pk), mqtt_password_for(device_b), **a_as_a).refused
     assert connect(private_broker.platform_username, mqtt_password_for(device_a)).refused
     assert connect(private_broker.admin_username, mqtt_password_for(device_a)).refused
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="device accounts are not bound to a client id: another device's account can push a device off "
-    "the broker by connecting with its client id (denial of service; no messages of the victim leak)",
-)
 def test_device_cannot_take_over_another_devices_client_id(fleet, connect):
-    """The credentials API tells each device to use its username as client id; another account may not."""
+    """Each device account is bound to its client id ``device-<id>``; another account may not use it."""
     (device_a, _), (device_b, _) = fleet["a"], fleet["b"]
-    victim = login_as(connect, device_b, client_id=device_username(device_b.pk))
+    victim = login_as(connect, device_b)
 
     intruder = connect(
-        device_username(device_a.pk), mqtt_password_for(device_a), client_id=device_username(device_b.pk)
+        device_username(device_a.pk), mqtt_password_for(device_a), client_id=device_client_id(device_b.pk)
     )
 
-    assert intruder.refused, "device A logged in with device B's client id"
-    assert not victim.disconnected.wait(1), "device B was pushed off the broker"
+    assert intruder.connack == "Not authorized", "device A logged in with device B's client id"
+    assert victim.subscribe(f"iotflow/devices/{device_b.pk}/commands"), "device B's connection was taken over"
+    assert not victim.disconnected.is_set(), "device B was pushed off the broker"
+
+
+def test_device_account_refuses_every_other_client_id(request, fleet, connect):
+    (device_a, _), (device_b, _) = fleet["a"], fleet["b"]
+    username, password = device_username(device_a.pk), mqtt_password_for(device_a)
+    tally = Tally()
+
+    others = ("", f"{username}-2", username.upper(), device_client_id(device_b.pk), "iotflow-admin", "security-x")
+    for client_id in others:
+        tally.record(repr(client_id), 403 if connect(username, password, client_id=client_id).refused else 200)
+    login_as(connect, device_a)  # control: its own client id works
+
+    record_figure(request, "MQTT: device A connecting with a client id not its own (CONNACK refused)", tally.figure)
+    assert not tally.holes, tally.holes
 
 
 @pytest.fixture
@@ -318,13 +333,13 @@ def test_rotated_key_closes_the_old_mqtt_login(
     synced = time.monotonic() - started
     refused_after = None
     while refused_after is None and time.monotonic() - started < 30:
-        if connect(device_username(device.pk), old_password).refused:
+        if connect(device_username(device.pk), old_password, client_id=device_client_id(device.pk)).refused:
             refused_after = time.monotonic() - started
     kicked = connected.disconnected.wait(TIMEOUT)
 
     assert refused_after is not None, "the old MQTT password still works"
     assert kicked, "a device connected with the old password stays connected"
-    assert not connect(device_username(device.pk), mqtt_password_for(device)).refused
+    login_as(connect, device)  # the new password works
     record_figure(
         request,
         "MQTT: old password refused after key rotation",
@@ -338,11 +353,11 @@ def test_deleted_device_loses_its_mqtt_login(managed_broker, connect, alice, dja
         device = Device(owner=alice, name="purifier")
         device.set_new_api_key()
         device.save()
-    password, username = mqtt_password_for(device), device_username(device.pk)
+    password, username, client_id = mqtt_password_for(device), device_username(device.pk), device_client_id(device.pk)
     connected = login_as(connect, device)
 
     with django_capture_on_commit_callbacks(execute=True):
         device.delete()
 
-    assert connect(username, password).refused
     assert connected.disconnected.wait(TIMEOUT), "a deleted device stays connected"
+    assert connect(username, password, client_id=client_id).refused
