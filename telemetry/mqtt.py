@@ -41,6 +41,9 @@ MALFORMED = MetricCounter("iotflow_mqtt_malformed_total", "MQTT messages dropped
 
 SUBSCRIPTIONS = ("+/telemetry/#", "+/status/+", "+/commands/ack")
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
+# The consumer's reconnect back-off (paho doubles the delay from min to max while the broker is away).
+RECONNECT_MIN_SECONDS = 0.2
+RECONNECT_MAX_SECONDS = 1
 
 
 def broker_address() -> tuple[str, int]:
@@ -148,6 +151,10 @@ class Consumer:
         self.stopping = threading.Event()
         self.connected = threading.Event()
         self.client = new_client(client_id, persistent=True)
+        # Mosquitto does not keep shared subscriptions across its own restart (the session and the
+        # messages already queued in it survive): telemetry arriving before we subscribe again is
+        # dropped. Retrying often keeps that window to about a second; devices reconnect slower.
+        self.client.reconnect_delay_set(min_delay=RECONNECT_MIN_SECONDS, max_delay=RECONNECT_MAX_SECONDS)
         self.client.manual_ack_set(True)
         self.client.max_inflight_messages_set(settings.MQTT_MAX_INFLIGHT)
         self.client.on_connect = self._on_connect

@@ -27,6 +27,9 @@ from devices.broker import (
 )
 from devices.models import Device
 
+# Fault tests' figures in the terminal summary; loaded here so the xdist controller prints them too.
+pytest_plugins = ["tests.reliability.figures"]
+
 
 @dataclass
 class KeyedDevice:
