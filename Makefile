@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint format venv vendor bench clean
+.PHONY: run test lint format venv vendor bench fuzz clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@deploy/scripts/ensure-python.sh "$(PYTHON)"
@@ -42,7 +42,16 @@ format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# The API fuzz of `make test`, longer and with new random input each run (scale with FUZZ_MAX_EXAMPLES,
+# per generation mode and operation, and FUZZ_STATEFUL_SCENARIOS).
+fuzz: venv
+	FUZZ_RANDOM=1 FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-50} FUZZ_STATEFUL_SCENARIOS=$${FUZZ_STATEFUL_SCENARIOS:-300} \
+		deploy/scripts/test.sh tests/security/test_fuzz.py --timeout=3600 -p no:cacheprovider
+
+# Benchmarks need wrk, Mosquitto and Redis besides PostgreSQL (docs/performance.md).
 bench: venv
+	@source deploy/scripts/services.sh && ensure_package wrk wrk && ensure_package mosquitto mosquitto \
+		&& ensure_package redis-server redis-server
 	$(PY) bench/run.py --runs $${BENCH_RUNS:-1}
 
 clean:

@@ -8,6 +8,7 @@ a command twice at once and the audit log stays exact.
 """
 
 import logging
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -135,6 +136,21 @@ def claim_delivery(command_id, now=None) -> Command | None:
         command.save(update_fields=["attempts", "sent_at", "status"])
         live.publish_command(command)
     return command
+
+
+def message_lifetime(command: Command, now=None) -> int:
+    """Seconds the broker may keep this attempt's message for a device that is away.
+
+    A device with a persistent session gets queued messages when it returns; past the command's
+    expiry, or once the platform has stopped waiting for the last attempt's acknowledgement, the
+    message must be gone, so a command is never run after it expired or timed out.
+    """
+    now = now or timezone.now()
+    attempts_left = max(settings.COMMAND_MAX_ATTEMPTS - command.attempts + 1, 1)
+    seconds = settings.COMMAND_ACK_TIMEOUT_SECONDS * attempts_left
+    if command.expires_at:
+        seconds = min(seconds, (command.expires_at - now).total_seconds())
+    return max(1, math.ceil(seconds))
 
 
 def acknowledge(device: Device, command_id, ok: bool, result: Any = None, error: str = "") -> Command:

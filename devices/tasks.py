@@ -20,7 +20,9 @@ def deliver_command(command_id: str) -> None:
     if command is None:
         return
     try:
-        Publisher.publish(command_topic(command.device_id), command.as_message())
+        Publisher.publish(
+            command_topic(command.device_id), command.as_message(), expiry=commands.message_lifetime(command)
+        )
     except (ConnectionError, OSError, ValueError, RuntimeError):
         Publisher.reset()
         log.warning("Publishing command %s failed; it will be retried", command_id, exc_info=True)
@@ -60,6 +62,11 @@ def reconcile_broker_accounts() -> dict:
 
 
 def reconcile(accounts: BrokerAccounts) -> dict:
+    """Safe to repeat: an account already in step is left alone and its device stays connected.
+
+    An account that lacks the client id binding or the password fingerprint (one made by an older
+    release) is changed once, which disconnects its device; it must then use ``device-<id>`` as client id.
+    """
     devices = Device.objects.prefetch_related("groups")
     known = set()
     for device in devices:

@@ -195,7 +195,8 @@ CHANNEL_LAYER_URL = env_str("CHANNEL_LAYER_URL", REDIS_URL)
 if CHANNEL_LAYER_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            # CHANNEL_LAYER_BACKEND=channels_redis.core.RedisChannelLayer swaps in the list-based layer (bench/ws.py).
+            "BACKEND": env_str("CHANNEL_LAYER_BACKEND", "channels_redis.pubsub.RedisPubSubChannelLayer"),
             # Pub/sub channels are server-wide (not per database): installations sharing a Redis need own prefixes.
             "CONFIG": {"hosts": [CHANNEL_LAYER_URL], "prefix": env_str("CHANNEL_LAYER_PREFIX", "iotflow")},
         }
@@ -213,7 +214,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "iotflow.api.Pagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "iotflow.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
@@ -300,6 +301,9 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "redis://127.0.0.1
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Redis broker: a task taken by a worker that died without acknowledging it is handed out again once it
+# has been out this long (also true of tasks waiting for their ETA, which must therefore be idempotent).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -24,3 +24,6 @@ urlpatterns = [
     path("", include("notifications.urls")),
     path("", include("dashboards.urls")),
 ]
+
+# An unreachable database answers 503 with Retry-After instead of a server error (iotflow.errors).
+handler500 = "iotflow.errors.server_error"

@@ -50,7 +50,34 @@ class IngestResult:
     metadata: dict
 
 
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+# JSON can escape them, but no database (nor UTF-8) stores a NUL character or an unpaired surrogate.
+UNSTORABLE_TEXT = re.compile(r"[\x00\ud800-\udfff]")
+METADATA_MAX_DEPTH = 16
+MAX_REPORTED_ERRORS = 100
+
+
+def _metadata_problem(metadata: dict) -> str | None:
+    """Why the metadata cannot be kept on the device (it is stored as JSON), or None.
+
+    Walked without recursion, so no nesting the JSON parser accepted can exhaust the stack here.
+    """
+    stack: list[tuple[Any, int]] = [(metadata, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > METADATA_MAX_DEPTH:
+            return f"Nested more than {METADATA_MAX_DEPTH} levels deep."
+        if isinstance(value, dict):
+            if any(UNSTORABLE_TEXT.search(key) for key in value):
+                return "Keys must not contain NUL characters or unpaired surrogates."
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str) and UNSTORABLE_TEXT.search(value):
+            return "Text must not contain NUL characters or unpaired surrogates."
+        elif isinstance(value, float) and not math.isfinite(value):
+            return "Numbers must be finite."
+    return None
 
 
 def _flatten(data: dict, prefix: str, path: str, out: dict[str, Value], errors: dict[str, list[str]]) -> None:
@@ -60,12 +87,13 @@ def _flatten(data: dict, prefix: str, path: str, out: dict[str, Value], errors: 
         field = f"{path}.{key}"
         if not isinstance(key, str) or not key.strip() or CONTROL_CHARACTERS.search(key):
             errors.setdefault(field, []).append("Measurement names must be non-empty printable text.")
+        elif len(name) > max_name:
+            # Checked before descending too: it bounds the nesting, so no payload can exhaust the stack.
+            errors.setdefault(field, []).append(f"Measurement name is longer than {max_name} characters.")
         elif isinstance(value, dict):
             if not value:
                 errors.setdefault(field, []).append("Nested objects must not be empty.")
             _flatten(value, f"{name}.", field, out, errors)
-        elif len(name) > max_name:
-            errors.setdefault(field, []).append(f"Measurement name is longer than {max_name} characters.")
         elif isinstance(value, bool):
             out[name] = value
         elif isinstance(value, int):
@@ -81,6 +109,8 @@ def _flatten(data: dict, prefix: str, path: str, out: dict[str, Value], errors: 
         elif isinstance(value, str):
             if len(value) > max_text:
                 errors.setdefault(field, []).append(f"Text values are limited to {max_text} characters.")
+            elif UNSTORABLE_TEXT.search(value):
+                errors.setdefault(field, []).append("Text must not contain NUL characters or unpaired surrogates.")
             else:
                 out[name] = value
         else:
@@ -100,6 +130,8 @@ def _record_points(device_id: int, record: Any, path: str, errors: dict[str, lis
     metadata = record.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         errors.setdefault(f"{prefix}metadata", []).append("Must be an object.")
+    elif metadata and (problem := _metadata_problem(metadata)):
+        errors.setdefault(f"{prefix}metadata", []).append(problem)
     try:
         ts = parse_point_timestamp(record.get("timestamp"))
     except ValueError as exc:
@@ -131,7 +163,8 @@ def check_measurement_limit(device_id: int, points: Sequence[Point]) -> None:
         known = hit[1] if hit is not None and hit[0] > now else None
         if known is not None and names <= known:
             return
-    known = set(get_backend().latest(device_id))
+    # Names accepted by this process but maybe not written yet (an MQTT batch is written at its end) count too.
+    known = set(get_backend().latest(device_id)) | (known or set())
     new = names - known
     if len(known) + len(new) > limit:
         raise InvalidTelemetry(
@@ -151,9 +184,13 @@ def check_measurement_limit(device_id: int, points: Sequence[Point]) -> None:
 def normalise(device_id: int, payload: Any) -> tuple[list[Point], int, dict]:
     """Points, record count and the last record's metadata; raises InvalidTelemetry or TooManyPoints."""
     errors: dict[str, list[str]] = {}
+    limit = settings.TELEMETRY_MAX_POINTS_PER_REQUEST
     if isinstance(payload, list):
         if not payload:
             raise InvalidTelemetry({"non_field_errors": ["A batch must hold at least one record."]})
+        if len(payload) > limit:
+            # Every record carries at least one point: refused before any of them is looked at.
+            raise TooManyPoints(f"A request may carry at most {limit} points; split the batch.")
         records = payload
         paths = [f"records[{i}]" for i in range(len(records))]
     else:
@@ -162,10 +199,14 @@ def normalise(device_id: int, payload: Any) -> tuple[list[Point], int, dict]:
     points: list[Point] = []
     for record, path in zip(records, paths, strict=True):
         points.extend(_record_points(device_id, record, path, errors))
-        if len(points) > settings.TELEMETRY_MAX_POINTS_PER_REQUEST:
-            raise TooManyPoints(
-                f"A request may carry at most {settings.TELEMETRY_MAX_POINTS_PER_REQUEST} points; split the batch."
+        if len(points) > limit:
+            raise TooManyPoints(f"A request may carry at most {limit} points; split the batch.")
+        if len(errors) >= MAX_REPORTED_ERRORS:
+            # A bad batch must not buy an answer many times its own size: the first errors say enough.
+            errors.setdefault("non_field_errors", []).append(
+                f"Validation stopped after {MAX_REPORTED_ERRORS} fields with errors; nothing was stored."
             )
+            break
     if errors:
         raise InvalidTelemetry(errors)
     check_measurement_limit(device_id, points)

@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, DataError, close_old_connections
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -261,7 +261,7 @@ def process_batch(batch: list[Incoming]) -> None:
             continue
         try:
             payload = json.loads(item.payload)
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested past the decoder's limit
             _malformed(item, device.pk, "invalid_json")
             continue
         if parsed.kind == "ack":
@@ -308,6 +308,9 @@ def apply_ack(device: Device, payload: Any, item: Incoming) -> None:
         commands.acknowledge(device, payload["id"], status == "ok", payload.get("result"), payload.get("error", ""))
     except (Command.DoesNotExist, ValidationError):
         _malformed(item, device.pk, "unknown_command", payload.get("id"))
+    except DataError:
+        # A result the database cannot store (a NUL character, say): the device's fault, not a store outage.
+        _malformed(item, device.pk, "invalid_ack", "unstorable result")
     except commands.CommandRejected as exc:
         log.info("Acknowledgement of command %s ignored: %s", payload.get("id"), exc)
 
@@ -329,8 +332,13 @@ class Publisher:
             return cls._client
 
     @classmethod
-    def publish(cls, topic: str, payload: dict, qos: int = 1, timeout: float = 5.0) -> None:
-        info = cls.client().publish(topic, json.dumps(payload), qos=qos)
+    def publish(cls, topic: str, payload: dict, qos: int = 1, timeout: float = 5.0, expiry: int | None = None) -> None:
+        """Publish and wait for the broker; ``expiry`` (seconds) drops the message if it is still queued by then."""
+        properties = None
+        if expiry is not None:
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.MessageExpiryInterval = max(1, int(expiry))
+        info = cls.client().publish(topic, json.dumps(payload), qos=qos, properties=properties)
         info.wait_for_publish(timeout)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise ConnectionError(f"MQTT publish to {topic} failed: {mqtt.error_string(info.rc)}")

@@ -64,7 +64,14 @@ class AdminDeviceDetailView(AdminMixin, generics.RetrieveUpdateDestroyAPIView):
 
 
 class AdminDeviceStatusView(AdminMixin, APIView):
-    @extend_schema(request=StatusSerializer, responses={200: AdminDeviceSerializer})
+    @extend_schema(
+        request=StatusSerializer,
+        responses={
+            200: inline_serializer(
+                "AdminDeviceStatusChange", {"message": serializers.CharField(), "device": AdminDeviceSerializer()}
+            )
+        },
+    )
     def put(self, request: Request, pk: int) -> Response:
         device = get_object_or_404(Device, pk=pk)
         serializer = StatusSerializer(data=request.data)

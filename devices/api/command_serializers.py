@@ -4,7 +4,7 @@ from devices.models import Command, FleetCommand, HealthEvent
 
 
 class CommandSerializer(serializers.ModelSerializer):
-    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None, allow_null=True)
 
     class Meta:
         model = Command
@@ -60,6 +60,15 @@ class FleetCommandSerializer(serializers.ModelSerializer):
 
     def get_devices(self, fleet: FleetCommand) -> int:
         return fleet.commands.count()
+
+
+class FleetCommandDetailSerializer(FleetCommandSerializer):
+    """A fleet command with the command of each device of the group."""
+
+    commands = CommandSerializer(many=True, read_only=True)
+
+    class Meta(FleetCommandSerializer.Meta):
+        fields = [*FleetCommandSerializer.Meta.fields, "commands"]
 
 
 class HealthEventSerializer(serializers.ModelSerializer):

@@ -9,11 +9,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from devices import commands
-from devices.models import Command, DeviceGroup, FleetCommand
+from devices.models import Command, Device, DeviceGroup, FleetCommand
 
 from .command_serializers import (
     AckSerializer,
     CommandSerializer,
+    FleetCommandDetailSerializer,
     FleetCommandSerializer,
     HealthEventSerializer,
     SendCommandSerializer,
@@ -100,6 +101,7 @@ class GroupCommandView(generics.GenericAPIView):
     serializer_class = FleetCommandSerializer
     permission_classes = [IsAuthenticated]
     queryset = DeviceGroup.objects.none()  # documents the path parameter; objects come from _group()
+    pagination_class = None  # the newest 100, as a plain list
 
     @extend_schema(operation_id="v1_groups_commands_list", responses=FleetCommandSerializer(many=True))
     def get(self, request: Request, pk: int) -> Response:
@@ -123,11 +125,10 @@ class GroupCommandDetailView(generics.GenericAPIView):
     permission_classes = [IsAuthenticated]
     queryset = DeviceGroup.objects.none()
 
+    @extend_schema(responses=FleetCommandDetailSerializer)
     def get(self, request: Request, pk: int, fleet_id: int) -> Response:
         fleet = get_object_or_404(FleetCommand, pk=fleet_id, group=_group(request, pk))
-        body = FleetCommandSerializer(fleet).data
-        body["commands"] = CommandSerializer(fleet.commands.all(), many=True).data
-        return Response(body)
+        return Response(FleetCommandDetailSerializer(fleet).data)
 
 
 class DeviceHealthView(generics.GenericAPIView):
@@ -136,6 +137,20 @@ class DeviceHealthView(generics.GenericAPIView):
     serializer_class = HealthEventSerializer
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(
+        responses=inline_serializer(
+            "DeviceHealth",
+            {
+                "device_id": serializers.IntegerField(),
+                "state": serializers.ChoiceField(choices=Device.Health.choices),
+                "since": serializers.DateTimeField(allow_null=True),
+                "reason": serializers.CharField(),
+                "last_seen": serializers.DateTimeField(allow_null=True),
+                "expected_interval": serializers.IntegerField(allow_null=True),
+                "events": HealthEventSerializer(many=True),
+            },
+        )
+    )
     def get(self, request: Request, pk: int) -> Response:
         device = device_for_request(request, pk)
         events = device.health_events.all()[:100]

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from accounts.authentication import TokenAuthentication
 from devices import health
 from devices.authentication import DeviceKeyAuthentication
+from devices.broker import device_client_id
 from devices.models import Device, DeviceConfiguration, mqtt_password_for
 from iotflow.api import Conflict
 from iotflow.throttling import HeartbeatThrottle, RegistrationThrottle
@@ -40,7 +41,15 @@ class RegisterView(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [RegistrationThrottle]
 
-    @extend_schema(request=RegisterSerializer, responses={201: RegisteredDeviceSerializer})
+    @extend_schema(
+        request=RegisterSerializer,
+        responses={
+            201: inline_serializer(
+                "Registration",
+                {"message": serializers.CharField(), "device": RegisteredDeviceSerializer()},
+            )
+        },
+    )
     def post(self, request: Request) -> Response:
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -71,6 +80,12 @@ class RegisterView(APIView):
         return user
 
 
+STATUS_FIELDS = (
+    "id", "name", "device_type", "status", "is_online", "health", "health_since", "health_reason",
+    "last_seen", "location", "firmware_version", "hardware_version", "created_at",
+)  # fmt: skip
+
+
 def device_status_body(device: Device) -> dict:
     return {
         "id": device.pk,
@@ -89,8 +104,14 @@ def device_status_body(device: Device) -> dict:
     }
 
 
+DEVICE_STATUS = inline_serializer(
+    "DeviceStatus",
+    {name: field for name, field in DeviceSerializer().get_fields().items() if name in STATUS_FIELDS},
+)
+
+
 class StatusView(DeviceAPIView):
-    @extend_schema(responses={200: DeviceSerializer})
+    @extend_schema(responses={200: DEVICE_STATUS})
     def get(self, request: Request) -> Response:
         device = Device.objects.get(pk=request.auth.pk)
         return Response(device_status_body(device))
@@ -158,7 +179,7 @@ class MqttCredentialsView(DeviceAPIView):
                 "port": port,
                 "username": device.mqtt_username,
                 "password": mqtt_password_for(device),
-                "client_id": f"{device.mqtt_username}",
+                "client_id": device_client_id(device.pk),
                 "topic_prefix": prefix,
                 "topics": {
                     "telemetry": f"{prefix}telemetry",

@@ -69,8 +69,10 @@ class AlertRuleSerializer(serializers.ModelSerializer):
 
 class AlertSerializer(serializers.ModelSerializer):
     device_name = serializers.CharField(source="device.name", read_only=True)
-    acknowledged_by = serializers.CharField(source="acknowledged_by.username", read_only=True, default=None)
-    resolved_by = serializers.CharField(source="resolved_by.username", read_only=True, default=None)
+    acknowledged_by = serializers.CharField(
+        source="acknowledged_by.username", read_only=True, default=None, allow_null=True
+    )
+    resolved_by = serializers.CharField(source="resolved_by.username", read_only=True, default=None, allow_null=True)
 
     class Meta:
         model = Alert
