@@ -27,8 +27,8 @@ from devices.broker import (
 )
 from devices.models import Device
 
-# Fault tests' figures in the terminal summary; loaded here so the xdist controller prints them too.
-pytest_plugins = ["tests.reliability.figures"]
+# Figures that tests measured, in the terminal summary; loaded here so the xdist controller prints them too.
+pytest_plugins = ["tests.figures"]
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.reliability.figures import record_figures
+from tests.figures import record_figures
 
 __all__ = ["record_figures"]
 

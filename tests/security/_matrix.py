@@ -2,8 +2,7 @@
 
 The URL list comes from Django's resolver, so a new endpoint is attacked without anyone listing it;
 a new kind of id in a URL fails `object_kind` until the matrix knows whose object to put there.
-Figures (``denied/attempts``) travel as test user properties, so the summary hook shows them with
-or without ``-s`` and under xdist.
+Figures (``denied/attempts``) go to the run's summary of measured figures (tests/figures.py).
 """
 
 import re
@@ -19,8 +18,8 @@ from dashboards.models import Chart, Dashboard
 from devices.models import Command, Device, DeviceConfiguration, DeviceGroup, FleetCommand, Override, Schedule
 from notifications.models import Alert, AlertRule, Notification
 from telemetry import ingest
+from tests.figures import record_figures
 
-FIGURE_PROPERTY = "security_figure"
 PROJECT_APPS = ("accounts", "devices", "telemetry", "dashboards", "notifications")
 PARAM = re.compile(r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>")
 # The path segment in front of a `<pk>` names the kind of object it is.
@@ -204,24 +203,5 @@ class Tally:
 
 
 def record_figure(request, scenario: str, figure: str, note: str = "") -> None:
-    """Attach a figure to the test's report; the summary hook in tests/security/conftest.py prints it."""
-    request.node.user_properties.append((FIGURE_PROPERTY, (scenario, figure, note)))
-
-
-_collected: list[tuple[str, str, str]] = []
-
-
-def pytest_runtest_logreport(report) -> None:
-    if report.when != "call":
-        return
-    for name, value in report.user_properties:
-        if name == FIGURE_PROPERTY:
-            _collected.append(tuple(value))
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    if not _collected:
-        return
-    terminalreporter.section("security matrix (denied/attempts)")
-    for scenario, figure, note in _collected:
-        terminalreporter.write_line(f"{scenario:<66} {figure:>9}  {note}".rstrip())
+    """Report a matrix figure (``denied/attempts``) in the run's summary of measured figures."""
+    record_figures(scenario, {"denied/attempts": figure, **({"note": note} if note else {})})

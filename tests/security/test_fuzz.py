@@ -45,7 +45,7 @@ from iotflow.wsgi import application
 from notifications.models import Alert, AlertRule, Notification
 from telemetry.backends import get_backend
 from telemetry.points import Point
-from tests.reliability.figures import record_figures
+from tests.figures import record_figures
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "4"))
 STATEFUL_SCENARIOS = int(os.environ.get("FUZZ_STATEFUL_SCENARIOS", "25"))

@@ -1,4 +1,4 @@
-"""Figures that fault tests measured, printed in the terminal summary with or without ``-s``.
+"""Figures tests measured (faults, fuzzing, the security matrix), printed in the summary with or without ``-s``.
 
 A test records its figures with ``record_figures(scenario, {...})``. They travel to the
 terminal in the test's report (pytest-xdist sends reports, not module state, from its
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-SECTION = "reliability figures"
+SECTION = "measured figures"
 _recorded: list[str] = []
 
 
