@@ -14,6 +14,7 @@ that was rolled back.
 """
 
 import asyncio
+import json
 import logging
 import os
 import queue
@@ -118,7 +119,8 @@ def _send_now(group: str, message: dict) -> None:
         return
     if layer is None:
         return
-    envelope = {"type": HANDLER, "message": message}
+    # ``text``: the frame every socket of the group sends, encoded once here rather than once per socket.
+    envelope = {"type": HANDLER, "message": message, "text": json.dumps(message)}
     if isinstance(layer, InMemoryChannelLayer):
         # The in-memory layer reaches only sockets of this process: with none in the group, skip the send.
         if layer.groups.get(group):

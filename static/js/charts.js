@@ -43,6 +43,7 @@
       this.data = null;
       this.plot = null;
       this.frame = 0;
+      this.drawn = false;
       this.min = el.dataset.min !== undefined ? Number(el.dataset.min) : null;
       this.max = el.dataset.max !== undefined ? Number(el.dataset.max) : null;
       this.devices = (el.dataset.liveDevices || "").split(",").filter(Boolean).map(Number);
@@ -91,6 +92,12 @@
         this.renderPlot(series);
       }
       this.el.dataset.state = "ready";
+      if (!this.drawn) {
+        // "iotflow:chart-drawn" marks a chart's first drawing (bench/chart_draw.py reads it). uPlot draws in a
+        // microtask queued when the plot was made; this one runs after it, when the canvas holds the chart.
+        this.drawn = true;
+        queueMicrotask(() => performance.mark("iotflow:chart-drawn", { detail: this.url }));
+      }
     }
 
     renderLegend(series) {
