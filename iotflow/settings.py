@@ -275,6 +275,10 @@ MQTT_DYNSEC_PLUGIN = env_str("MQTT_DYNSEC_PLUGIN")
 MQTT_MANAGE_ACCOUNTS = env_bool("MQTT_MANAGE_ACCOUNTS", True)
 MQTT_CONSUMER_ENABLED = env_bool("MQTT_CONSUMER_ENABLED", True)
 MQTT_SHARE_GROUP = env_str("MQTT_SHARE_GROUP", "iotflow")
+# The consumer's broker identity (client id iotflow-consumer-<id>); empty: the Celery node name. Unique per worker.
+MQTT_CONSUMER_ID = env_str("MQTT_CONSUMER_ID")
+# How long the broker keeps an absent consumer's session, queueing its share of the stream (docs/mqtt.md).
+MQTT_SESSION_EXPIRY_SECONDS = env_int("MQTT_SESSION_EXPIRY_SECONDS", 3600)
 MQTT_BATCH_SIZE = env_int("MQTT_BATCH_SIZE", 2000)
 MQTT_BATCH_MS = env_int("MQTT_BATCH_MS", 20)
 MQTT_MAX_INFLIGHT = env_int("MQTT_MAX_INFLIGHT", 5000)

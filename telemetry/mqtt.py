@@ -6,6 +6,11 @@ the same ingest path as HTTP, and acknowledges each message to the broker (QoS 1
 manual acks) only after its points are committed. A killed worker therefore loses
 nothing: the broker redelivers what was not acknowledged, and the idempotent point
 identity (device, measurement, timestamp) stores each point once.
+
+Each consumer has a broker identity (``MQTT_CONSUMER_ID``, by default the worker's node
+name). Its session is a member of the shared subscription even while the worker is away,
+so the broker keeps routing a share of the stream to it; ``Consumer.drain()`` (the
+``drain_consumer`` command) retires an identity whose worker is gone for good.
 """
 
 import collections
@@ -15,6 +20,7 @@ import os
 import queue
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -40,7 +46,12 @@ MESSAGES = MetricCounter("iotflow_mqtt_messages_total", "MQTT messages handled b
 MALFORMED = MetricCounter("iotflow_mqtt_malformed_total", "MQTT messages dropped as malformed.", ["reason"])
 
 SUBSCRIPTIONS = ("+/telemetry/#", "+/status/+", "+/commands/ack")
-SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
+CONSUMER_CLIENT_PREFIX = "iotflow-consumer-"
+SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason: another connection with our client id took the session
+# A draining consumer's own marker topic: one the platform account may publish on and nothing else subscribes to.
+DRAIN_MARKER_PREFIX = "iotflow/fleet/drain-"
+DRAIN_CONNECT_SECONDS = 30
+LOST_DRAIN_CONNECTION = "the connection was lost (is a worker still running under this identity?); drain again"
 # The consumer's reconnect back-off (paho doubles the delay from min to max while the broker is away).
 RECONNECT_MIN_SECONDS = 0.2
 RECONNECT_MAX_SECONDS = 1
@@ -69,7 +80,7 @@ def connect(client: mqtt.Client, *, block: bool = True, timeout: float = 10.0) -
         # A persistent session keeps our subscriptions and queues messages while we are away;
         # a large receive maximum lets the broker keep a whole batch in flight before our acks.
         properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
+        properties.SessionExpiryInterval = settings.MQTT_SESSION_EXPIRY_SECONDS
         properties.ReceiveMaximum = settings.MQTT_MAX_INFLIGHT
         clean_start = False
     if block:
@@ -140,16 +151,42 @@ def cached_device(device_id: int) -> Device | None:
     return device
 
 
+def consumer_client_id(identity: str) -> str:
+    """The broker client id of a consumer identity (``MQTT_CONSUMER_ID`` or a worker's node name).
+
+    A full client id (``iotflow-consumer-...``, as the broker logs it) is taken as it is.
+    """
+    return identity if identity.startswith(CONSUMER_CLIENT_PREFIX) else CONSUMER_CLIENT_PREFIX + identity
+
+
+def shared_topics() -> list[str]:
+    return [f"$share/{settings.MQTT_SHARE_GROUP}/{settings.MQTT_TOPIC_PREFIX}/{t}" for t in SUBSCRIPTIONS]
+
+
+class DrainFailed(Exception):
+    """A drain stopped before the session was empty; the session is kept, with what it still holds."""
+
+
 class Consumer:
     """Consumes device topics through a shared subscription and writes in batches."""
 
     def __init__(self, client_id: str, *, batch_size: int | None = None, batch_ms: int | None = None):
+        self.client_id = client_id
         self.batch_size = batch_size or settings.MQTT_BATCH_SIZE
         self.batch_seconds = (batch_ms if batch_ms is not None else settings.MQTT_BATCH_MS) / 1000
         self.queue: queue.Queue[Incoming] = queue.Queue(maxsize=self.batch_size * 20)
         self.generation = 0
+        self.handled = 0  # messages stored (or dropped as malformed) and acknowledged
         self.stopping = threading.Event()
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # the broker routes our share of the stream to this connection
+        self.session_present: bool | None = None
+        # Draining: take the session over, store what it holds, then end it (see drain()).
+        self.draining = False
+        self.drained = threading.Event()
+        self.drain_error = ""
+        self._marker_topic = ""
+        self._marker_mid: int | None = None
         self.client = new_client(client_id, persistent=True)
         # Mosquitto does not keep shared subscriptions across its own restart (the session and the
         # messages already queued in it survive): telemetry arriving before we subscribe again is
@@ -159,6 +196,7 @@ class Consumer:
         self.client.max_inflight_messages_set(settings.MQTT_MAX_INFLIGHT)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self.writer = threading.Thread(target=self._run_writer, name="mqtt-writer", daemon=True)
 
@@ -167,26 +205,103 @@ class Consumer:
         self.client.loop_start()
         self.writer.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, *, end_session: bool = False) -> None:
+        """Stop after the current batch; ``end_session`` also has the broker delete our session now."""
         self.stopping.set()
         self.writer.join(timeout)
-        self.client.disconnect()
+        properties = None
+        if end_session:
+            properties = Properties(PacketTypes.DISCONNECT)
+            properties.SessionExpiryInterval = 0
+        self.client.disconnect(properties=properties)
         self.client.loop_stop()
+
+    def drain(self, timeout: float = 600.0) -> int:
+        """Retire this identity: take over its session, store everything queued in it, then end the session.
+
+        A worker that is gone for good leaves a session that is still a member of the shared
+        subscription: the broker keeps routing its share of the stream there until the session
+        expires. Draining unsubscribes first (nothing new is routed to it), stores the backlog
+        exactly like the running consumer, and disconnects with session expiry 0, so the broker
+        forgets the session. Returns the number of messages handled. Raises DrainFailed, keeping
+        the session, when the backlog is not stored within ``timeout`` or the connection is lost
+        (a worker still running under this identity takes the session back; Mosquitto 2.0 just
+        closes our connection then, so any loss counts).
+        """
+        self.draining = True
+        self.start()
+        started = time.monotonic()
+        while not self.drained.wait(0.2):
+            waited = time.monotonic() - started
+            if not self.drain_error and self.session_present is None and waited > min(timeout, DRAIN_CONNECT_SECONDS):
+                host, port = broker_address()
+                self.drain_error = f"could not connect to the broker at {host}:{port}"
+            if not self.drain_error and waited > timeout:
+                self.drain_error = f"the session was not emptied within {timeout:g}s"
+            if self.drain_error:
+                self.stop()
+                raise DrainFailed(self.drain_error)
+        if not self.connected.is_set():  # taken over after the marker: the session is not ours to end
+            self.stop()
+            raise DrainFailed(LOST_DRAIN_CONNECTION)
+        self.stop(end_session=True)
+        return self.handled
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.error("MQTT consumer connection refused: %s", reason_code)
+            log.error("MQTT consumer %s: connection refused: %s", self.client_id, reason_code)
+            if self.draining:
+                self.drain_error = f"the broker refused the connection: {reason_code}"
             return
         self.generation += 1
-        topics = [(f"$share/{settings.MQTT_SHARE_GROUP}/{settings.MQTT_TOPIC_PREFIX}/{t}", 1) for t in SUBSCRIPTIONS]
-        client.subscribe(topics)
+        self.session_present = bool(flags.session_present)
+        if self.draining:
+            self._start_drain(client)
+        else:
+            client.subscribe([(topic, 1) for topic in shared_topics()])
         self.connected.set()
-        log.info("MQTT consumer connected (session present: %s)", flags.session_present)
+        log.info("MQTT consumer connected as %s (session present: %s)", self.client_id, flags.session_present)
+
+    def _start_drain(self, client: mqtt.Client) -> None:
+        """Leave the shared subscription, then ask for a marker that arrives after everything queued before it.
+
+        The broker handles our packets in order and delivers a session's messages in order, so
+        once the marker has come through the writer, every message queued for us is stored.
+        The marker goes to a topic of our own that no device or consumer subscribes to.
+        """
+        client.unsubscribe(shared_topics())
+        self._marker_topic = f"{DRAIN_MARKER_PREFIX}{uuid.uuid4().hex}/commands"
+        self._marker_mid = client.subscribe(self._marker_topic, qos=1)[1]
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if mid == self._marker_mid:
+            if refused:
+                self.drain_error = f"the broker refused the drain marker subscription: {', '.join(refused)}"
+            else:
+                client.publish(self._marker_topic, str(self.generation), qos=1)
+        elif refused:
+            log.error("MQTT consumer %s: subscription refused: %s", self.client_id, ", ".join(refused))
+        else:
+            self.subscribed.set()
+            log.info("MQTT consumer subscribed as %s", self.client_id)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
+        self.subscribed.clear()
+        if reason_code == SESSION_TAKEN_OVER:
+            # Two consumers with one identity keep taking the session from each other (brokers that say so).
+            log.error(
+                "MQTT consumer %s: another client connected with the same client id and took over the session; "
+                "each worker needs its own MQTT_CONSUMER_ID",
+                self.client_id,
+            )
+        if self.draining and not self.stopping.is_set():
+            self.drain_error = LOST_DRAIN_CONNECTION
+            client.disconnect()  # no reconnect: a running worker may hold the session now
+            return
         if not self.stopping.is_set():
-            log.warning("MQTT consumer disconnected (%s); reconnecting", reason_code)
+            log.warning("MQTT consumer %s disconnected (%s); reconnecting", self.client_id, reason_code)
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         # Blocks when the writer falls behind: the broker then holds the backlog (back-pressure).
@@ -216,14 +331,16 @@ class Consumer:
         return batch
 
     def _write_until_stored(self, batch: list[Incoming]) -> None:
+        markers = [item for item in batch if item.topic.startswith(DRAIN_MARKER_PREFIX)]
+        messages = [item for item in batch if not item.topic.startswith(DRAIN_MARKER_PREFIX)] if markers else batch
         delay = 0.5
         while True:
             close_old_connections()
             try:
-                process_batch(batch)
+                process_batch(messages)
                 break
             except (BackendUnavailable, DatabaseError):
-                log.warning("Telemetry store unavailable; holding %d messages unacknowledged", len(batch))
+                log.warning("Telemetry store unavailable; holding %d messages unacknowledged", len(messages))
                 if self.stopping.is_set():
                     return  # unacknowledged: the broker redelivers them to the next consumer
                 time.sleep(delay)
@@ -233,6 +350,10 @@ class Consumer:
             # the broker redelivers that message and the duplicate point is ignored.
             if item.qos > 0 and item.generation == self.generation:
                 self.client.ack(item.mid, item.qos)
+        self.handled += len(messages)
+        # Only this connection's marker proves its backlog is stored (an earlier one may come again).
+        if any(item.topic == self._marker_topic and item.payload == str(self.generation).encode() for item in markers):
+            self.drained.set()
 
 
 def _malformed(item: Incoming, device_id: int | None, reason: str, detail: Any = "") -> None:

@@ -200,17 +200,34 @@ class LiveListener:
 
 
 def start_prefork_worker(broker, node: str, log_path: Path, concurrency: int = 2, **env: str) -> subprocess.Popen:
-    """A worker with the production pool (prefork), whose task processes can be killed one by one."""
+    """A worker with the production pool (prefork), whose task processes can be killed one by one.
+
+    Returns once this process is ready and its MQTT consumer subscribed: the log may already hold
+    those lines from an earlier worker under the same node name, so new ones are counted.
+    """
     command = [
         sys.executable, "-m", "celery", "-A", "iotflow", "worker", "--pool=prefork", f"--concurrency={concurrency}",
         "-n", f"{node}@localhost", "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info",
     ]  # fmt: skip
+    signs = [f"{node}@localhost ready.", "MQTT consumer subscribed as"]
+    seen = _count_lines(log_path, signs)
     with log_path.open("a") as log:
         process = subprocess.Popen(
             command, cwd=ROOT, env=child_env(broker, **env), stdout=log, stderr=subprocess.STDOUT
         )
-    wait_for(lambda: f"{node}@localhost ready." in log_path.read_text(), 60, f"worker {node}", log_path)
+
+    def started() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"worker {node} exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+        return all(now > before for now, before in zip(_count_lines(log_path, signs), seen, strict=True))
+
+    wait_for(started, 180, f"worker {node} and its MQTT consumer", log_path)
     return process
+
+
+def _count_lines(log_path: Path, texts: list[str]) -> list[int]:
+    log = log_path.read_text() if log_path.exists() else ""
+    return [log.count(text) for text in texts]
 
 
 def child_pids(pid: int) -> list[int]:

@@ -504,7 +504,7 @@ def test_killed_worker_reruns_its_tasks_once(private_broker, private_redis, make
         first_schedule = schedule_starting_in(scheduled, seconds=-1)
         first = commands.send(commanded, "set_fan_speed", {"fan_speed": 2})
         killed_at = kill_mid_task(scheduled, first, private_redis.url, lambda: child_pids(worker.pid))
-        wait_for(lambda: fired_and_acknowledged(first_schedule) and acknowledged(first.pk), 60, "the re-runs", log)
+        wait_for(lambda: fired_and_acknowledged(first_schedule) and acknowledged(first.pk), 120, "the re-runs", log)
         pool_rerun_s = time.monotonic() - killed_at
 
         # 2. The whole worker killed: its tasks stay unacknowledged in Redis until the visibility timeout.
@@ -512,11 +512,13 @@ def test_killed_worker_reruns_its_tasks_once(private_broker, private_redis, make
         second = commands.send(commanded, "set_fan_speed", {"fan_speed": 4})
         killed_at = kill_mid_task(scheduled, second, private_redis.url, lambda: [worker.pid, *child_pids(worker.pid)])
         worker.wait(5)
+        # Redis hands the tasks out again once they are older than the visibility timeout; a starting worker
+        # looks for such tasks at once (and then only about every 100 s), so it must start after that.
         time.sleep(max(0.0, VISIBILITY_TIMEOUT + 0.5 - (time.monotonic() - killed_at)))
         # Restarted under the same node name, it resumes the old MQTT session and its shared-subscription share.
         replacement = start_prefork_worker(private_broker, "doomed", log, **env)
         try:
-            wait_for(lambda: fired_and_acknowledged(second_schedule) and acknowledged(second.pk), 60, "re-runs", log)
+            wait_for(lambda: fired_and_acknowledged(second_schedule) and acknowledged(second.pk), 120, "re-runs", log)
         except AssertionError as exc:
             states = list(Command.objects.filter(device__in=(scheduled, commanded)).values_list("status", "attempts"))
             raise AssertionError(f"{exc}\ncommands: {states}\nreceipts: {[p.received for p in purifiers]}") from None
