@@ -26,7 +26,8 @@ import sys
 import tempfile
 import time
 import urllib.parse
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,9 +85,9 @@ def seed_dashboards() -> tuple[int, int, int]:
     return dashboard.pk, empty.pk, count
 
 
-def log_in(page) -> None:
+def log_in(page, username: str = "bench") -> None:
     page.goto("/accounts/login/")
-    page.fill("input[name=username]", "bench")
+    page.fill("input[name=username]", username)
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/accounts/login/" not in url)
@@ -120,23 +121,48 @@ PHASES = f"""() => {{
 
 
 def measure(base_url: str, full: int, empty: int, loads: int) -> dict[str, list[dict]]:
-    from playwright.sync_api import sync_playwright
-
     paths = {"full": f"/dashboards/{full}/", "empty": f"/dashboards/{empty}/"}
     samples: dict[str, list[dict]] = {name: [] for name in paths}
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        log_in(page)
+    with browser_page(base_url) as page:
         for index in range(WARMUP + loads):
             for name, path in paths.items():  # alternating, so both see the same machine
                 phases = load(page, path)
                 if index >= WARMUP:
                     samples[name].append(phases)
-        context.close()
-        browser.close()
     return samples
+
+
+def require_chromium() -> None:
+    """Fail before any seeding when the browser is missing."""
+    if not Path(CHROMIUM).exists():
+        raise SystemExit("browser benchmarks need Debian's Chromium: apt-get install chromium")
+
+
+@contextmanager
+def browser_page(base_url: str, username: str = "bench") -> Iterator:
+    """A page of Debian's headless Chromium on ``base_url``, its user logged in through the login page."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
+        try:
+            page = context.new_page()
+            log_in(page, username)
+            yield page
+        finally:
+            context.close()
+            browser.close()
+
+
+def start_servers(servers: ExitStack, env: dict[str, str], name: str) -> str:
+    """daphne, then gunicorn with the live socket's URL pointing at it, as ``make run``; the web base URL.
+
+    ``env`` gains LIVE_WEBSOCKET_URL. Logs go to var/bench-<name>-ws.log and var/bench-<name>-web.log.
+    """
+    ws_url = servers.enter_context(serve("daphne", env, ROOT / "var" / f"bench-{name}-ws.log"))
+    env["LIVE_WEBSOCKET_URL"] = f"ws://{{hostname}}:{urllib.parse.urlsplit(ws_url).port}/ws/notifications/"
+    return servers.enter_context(serve("gunicorn", env, ROOT / "var" / f"bench-{name}-web.log"))
 
 
 def p95(samples: list[float]) -> float:
@@ -147,17 +173,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--loads", type=int, default=10, help="timed loads of each dashboard")
     args = parser.parse_args()
-    if not Path(CHROMIUM).exists():
-        raise SystemExit("bench/chart_draw.py needs Debian's Chromium: apt-get install chromium")
+    require_chromium()
     db_url = fresh_database("iotflow_bench_chart")
     with private_redis() as redis_url, tempfile.TemporaryDirectory() as static_root, ExitStack() as servers:
         env = server_env(db_url, redis_url, static_root)
         setup_django(env)
         full, empty, count = seed_dashboards()
-        ws_url = servers.enter_context(serve("daphne", env, ROOT / "var" / "bench-chart-ws.log"))
-        ws_port = urllib.parse.urlsplit(ws_url).port
-        env["LIVE_WEBSOCKET_URL"] = f"ws://{{hostname}}:{ws_port}/ws/notifications/"
-        base_url = servers.enter_context(serve("gunicorn", env, ROOT / "var" / "bench-chart-web.log"))
+        base_url = start_servers(servers, env, "chart")
         started = time.monotonic()
         samples = measure(base_url, full, empty, args.loads)
         took = time.monotonic() - started
