@@ -1,6 +1,6 @@
 """Chart data from any telemetry backend, never more than CHART_MAX_POINTS buckets per series.
 
-The window is chosen from the range so that the backend's ``aggregate()`` returns at most N
+The window is chosen from the range so that the backend's ``aggregate_band()`` returns at most N
 buckets, and each bucket carries the minimum and maximum next to the chosen aggregate, so a
 spike inside a long window still shows. A 30-day chart of a device sending every second costs
 the browser as many points as a one-hour chart.
@@ -14,7 +14,6 @@ from django.conf import settings
 
 from devices.api.permissions import devices_visible_to
 from telemetry.backends import get_backend
-from telemetry.points import Bucket
 from telemetry.timeparse import UNIT_MS, parse_duration
 
 from .ranges import TimeRange
@@ -81,21 +80,18 @@ def device_series(
     backend = get_backend()
     fields = list(dict.fromkeys(measurements))
 
-    def run(function: str) -> dict[str, list[Bucket]]:
-        return backend.aggregate(device_id, fields, start=start, end=end, window_ms=window, function=function)
-
-    main = run(aggregation)
-    bands = {"min": run("min"), "max": run("max")} if aggregation in BANDED else {}
+    # One read of the backend's partials gives the value and its band together.
+    found = backend.aggregate_band(device_id, fields, start=start, end=end, window_ms=window, function=aggregation)
     result = []
     for name in fields:
         series = Series(device_id, name)
-        buckets = main.get(name, [])
-        series.ts = [b.ts for b in buckets]
-        series.value = [b.value for b in buckets]
-        series.count = [b.count for b in buckets]
-        for function, found in bands.items():
-            by_ts = {b.ts: b.value for b in found.get(name, [])}
-            setattr(series, function, [by_ts.get(ts) for ts in series.ts])
+        bands = found.get(name, [])
+        series.ts = [b.ts for b in bands]
+        series.value = [b.value for b in bands]
+        series.count = [b.count for b in bands]
+        if aggregation in BANDED:
+            series.min = [b.minimum for b in bands]
+            series.max = [b.maximum for b in bands]
         result.append(series)
     return window, result
 

@@ -5,7 +5,8 @@ holds count, minimum, maximum and sum of a measurement's numeric points, which c
 exactly: counts and sums add up, minima and maxima take the extreme, and the mean is
 sum / count. So an aggregate over a long range is answered from the coarsest tier whose
 buckets fit inside its windows, with the finer tiers (and raw points) filling the edges;
-`split()` plans that, `finish()` turns the composed parts into the answer.
+`split()` plans that, `finish()` turns the composed parts into the answer (`finish_band()` into
+the answer with each window's minimum and maximum beside it, from the same parts).
 """
 
 from collections.abc import Iterable, Sequence
@@ -110,15 +111,41 @@ def combine(parts: Iterable[Part], window_ms: int) -> dict[str, dict[int, Partia
     return windows
 
 
+@dataclass(frozen=True, slots=True)
+class Band:
+    """One window of an aggregation with the extremes of its points: a chart's line and the band around it."""
+
+    ts: int
+    value: float | None
+    minimum: float | None
+    maximum: float | None
+    count: int
+
+
 def finish(fields: Sequence[str], parts: Iterable[Part], window_ms: int, function: str) -> dict[str, list[Bucket]]:
     """The backend contract's answer: every asked field, its non-empty windows in time order."""
-    windows = combine(parts, window_ms)
+    return {
+        field: [Bucket(ts, partial.value(function), partial.count) for ts, partial in windows]
+        for field, windows in _filled(fields, parts, window_ms).items()
+    }
+
+
+def finish_band(fields: Sequence[str], parts: Iterable[Part], window_ms: int, function: str) -> dict[str, list[Band]]:
+    """``finish`` with each window's minimum and maximum beside its value: one pass over the parts answers all three."""
     return {
         field: [
-            Bucket(ts, partial.value(function), partial.count)
-            for ts, partial in sorted(windows.get(field, {}).items())
-            if partial.count
+            Band(ts, partial.value(function), partial.minimum, partial.maximum, partial.count)
+            for ts, partial in windows
         ]
+        for field, windows in _filled(fields, parts, window_ms).items()
+    }
+
+
+def _filled(fields: Sequence[str], parts: Iterable[Part], window_ms: int) -> dict[str, list[tuple[int, Partial]]]:
+    """Every asked field's non-empty windows, oldest first."""
+    windows = combine(parts, window_ms)
+    return {
+        field: [(ts, partial) for ts, partial in sorted(windows.get(field, {}).items()) if partial.count]
         for field in fields
     }
 

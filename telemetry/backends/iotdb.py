@@ -27,7 +27,7 @@ from thrift.Thrift import TException
 
 from telemetry import retention
 from telemetry.points import Bucket, Point
-from telemetry.rollups import HOUR_MS, MINUTE_MS, Part, finish, floor_to, split
+from telemetry.rollups import HOUR_MS, MINUTE_MS, Band, Part, finish, finish_band, floor_to
 from telemetry.timeparse import now_ms
 
 from . import iotdb_schema as schema
@@ -178,23 +178,27 @@ class IoTDBBackend(TelemetryBackend):
 
     def aggregate(self, device_id, fields, *, start, end, window_ms, function) -> dict[str, list[Bucket]]:
         """Raw points where IoTDB still has them, rollups before (``iotdb_tiers`` keeps them)."""
+        return finish(fields, self.aggregate_parts(device_id, fields, start, end, window_ms), window_ms, function)
+
+    def aggregate_band(self, device_id, fields, *, start, end, window_ms, function) -> dict[str, list[Band]]:
+        """As ``aggregate``, reading each tier once: its partials carry the minimum and maximum too."""
+        return finish_band(fields, self.aggregate_parts(device_id, fields, start, end, window_ms), window_ms, function)
+
+    def aggregate_parts(
+        self, device_id: int, fields: Sequence[str], start: int, end: int, window_ms: int
+    ) -> list[Part]:
+        """Partials of [start, end) per measurement and window, one query per stretch of ``tiers.read_plan``."""
         now = now_ms()
         policy = retention.policy_for(device_id)
         through = tiers.rolled_up_through(device_id, policy, now)
+        expiry = _write_bounds(policy, now)[0]
         parts: list[Part] = []
-        if through is not None and start < through:
-            expiry = _write_bounds(policy, now)[0]
-            for segment in split(start, min(end, through), window_ms):
-                if segment.tier != "raw":
-                    parts.extend(
-                        self.rollup_parts(device_id, fields, segment.tier, segment.start, segment.end, window_ms)
-                    )
-                elif segment.end > expiry:  # an edge shorter than a minute: raw points, if not expired
-                    parts.extend(self.raw_parts(device_id, fields, max(segment.start, expiry), segment.end, window_ms))
-        raw_start = start if through is None else max(start, through)
-        if raw_start < end:
-            parts.extend(self.raw_parts(device_id, fields, raw_start, end, window_ms))
-        return finish(fields, parts, window_ms, function)
+        for segment in tiers.read_plan(start, end, window_ms, through, expiry):
+            if segment.tier == "raw":
+                parts.extend(self.raw_parts(device_id, fields, segment.start, segment.end, window_ms))
+            else:
+                parts.extend(self.rollup_parts(device_id, fields, segment.tier, segment.start, segment.end, window_ms))
+        return parts
 
     def raw_parts(
         self, device_id: int, fields: Sequence[str] | None, start: int, end: int, window_ms: int

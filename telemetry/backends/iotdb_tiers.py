@@ -19,7 +19,7 @@ from iotdb.utils.exception import StatementExecutionException
 from devices.models import Device
 from telemetry import retention
 from telemetry.models import RollupMarker, RollupWatermark
-from telemetry.rollups import HOUR_MS, MINUTE_MS, Part, ceil_to, floor_to, merged
+from telemetry.rollups import HOUR_MS, MINUTE_MS, Part, Segment, ceil_to, floor_to, merged, split
 from telemetry.timeparse import now_ms
 
 from . import iotdb_schema as schema
@@ -50,6 +50,26 @@ def rolled_up_through(device_id: int, policy: retention.Policy, now: int) -> int
 def initial_through(policy: retention.Policy, now: int) -> int:
     """Before any pass, rollups can only hold what is older than the raw points (copied ones, say)."""
     return ceil_to(now - policy.raw_days * DAY_MS, HOUR_MS)
+
+
+def read_plan(start: int, end: int, window_ms: int, through: int | None, expiry: int) -> list[Segment]:
+    """Where each stretch of [start, end) is read: rollups before ``through``, raw points from it on.
+
+    Before ``through``, the coarsest rollup tier that fits each stretch answers it (``split``); an
+    edge shorter than a minute is read raw, as far as its points have not expired (``expiry``).
+    Each stretch is one query, whatever the aggregation: its partials answer all of them.
+    """
+    segments: list[Segment] = []
+    if through is not None and start < through:
+        for segment in split(start, min(end, through), window_ms):
+            if segment.tier != "raw":
+                segments.append(segment)
+            elif segment.end > expiry:
+                segments.append(Segment("raw", max(segment.start, expiry), segment.end))
+    raw_start = start if through is None else max(start, through)
+    if raw_start < end:
+        segments.append(Segment("raw", raw_start, end))
+    return segments
 
 
 def refresh(backend) -> dict:

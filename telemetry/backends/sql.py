@@ -1,20 +1,25 @@
 """Telemetry in the Django database (PostgreSQL in production, SQLite embedded)."""
 
 from collections.abc import Sequence
+from functools import cached_property
 
+import psycopg
 from django.db import DatabaseError, OperationalError, connection, transaction
 
 from telemetry.models import LatestValue, TelemetryPoint, ValueType
 from telemetry.points import Bucket, Point, Value
+from telemetry.rollups import MINUTE_MS
 
 from . import sql_retention, sql_rollups
 from .base import BackendUnavailable, TelemetryBackend
 
 COLUMNS = "device_id, measurement, ts, value_type, value_float, value_text"
-STAGING_TABLE = (
-    "CREATE TEMP TABLE IF NOT EXISTS telemetry_staging (ord bigserial, device_id bigint, "
-    "measurement varchar(128), ts bigint, value_type smallint, value_float double precision, value_text text) "
-    "ON COMMIT DELETE ROWS"
+# The batch arrives as six arrays (one parameter each, whatever the batch size) and is unnested once;
+# ``ord`` keeps the order of the call, so of several points with one identity the first is kept.
+BATCH = (
+    "WITH batch AS (SELECT * FROM unnest(%s::bigint[], %s::varchar[], %s::bigint[], %s::smallint[], "
+    "%s::double precision[], %s::text[]) WITH ORDINALITY "
+    "AS b (device_id, measurement, ts, value_type, value_float, value_text, ord))"
 )
 
 
@@ -42,6 +47,33 @@ def _rows(points: Sequence[Point]) -> list[tuple]:
     return [(p.device_id, p.measurement, p.ts, *encode(p.value)) for p in points]
 
 
+def _numbers(values: Sequence[int | float | None]) -> str:
+    """A PostgreSQL array literal of numbers (NULL for None), built in C by ``str.join``.
+
+    psycopg adapts a list element by element in Python: 3.4 ms of CPU for the six columns of 1,000 points,
+    against 1.4 ms for the literals. ``float.__repr__`` round-trips exactly through float8,
+    and ``int.__repr__`` gives the number of an IntegerChoices member too.
+    """
+    return "{" + ",".join([_number(value) for value in values]) + "}"
+
+
+def _number(value: int | float | None) -> str:
+    if value is None:
+        return "NULL"
+    return float.__repr__(value) if isinstance(value, float) else int.__repr__(value)
+
+
+def _texts(values: Sequence[str | None]) -> str:
+    """A PostgreSQL array literal of text: every element quoted, backslashes and quotes escaped."""
+    return "{" + ",".join([_quoted(value) for value in values]) + "}"
+
+
+def _quoted(value: str | None) -> str:
+    if value is None:
+        return "NULL"
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _newest_per_series(points: Sequence[Point]) -> list[Point]:
     newest: dict[tuple[int, str], Point] = {}
     for point in points:
@@ -63,13 +95,15 @@ class SQLBackend(TelemetryBackend):
         if not points:
             return
         rows = _rows(points)
-        latest = _rows(_newest_per_series(points))
         try:
-            with transaction.atomic(), connection.cursor() as cursor:
-                if connection.vendor == "postgresql":
-                    self._write_postgresql(cursor, rows, latest)
-                else:
-                    self._write_values(cursor, rows, latest)
+            if connection.vendor == "postgresql" and not connection.in_atomic_block:
+                self._write_postgresql(rows)
+            elif connection.vendor == "postgresql":
+                with transaction.atomic():  # a savepoint: a failed write leaves the caller's transaction usable
+                    self._write_postgresql(rows)
+            else:
+                with transaction.atomic(), connection.cursor() as cursor:
+                    self._write_values(cursor, rows, _rows(_newest_per_series(points)))
         except OperationalError as exc:
             raise BackendUnavailable(str(exc)) from exc
 
@@ -87,25 +121,40 @@ class SQLBackend(TelemetryBackend):
             f"value_text = excluded.value_text WHERE {self.latest_table}.ts < excluded.ts"
         )
 
-    def _write_postgresql(self, cursor, rows: list[tuple], latest: list[tuple]) -> None:
-        """COPY the batch into a per-connection staging table, then merge it in two set statements."""
-        raw = cursor.cursor.connection
-        with connection.wrap_database_errors, raw.cursor() as staging:
-            staging.execute(STAGING_TABLE)
-            # Emptied on commit, but a write nested in a larger transaction must not see an earlier one's rows.
-            staging.execute("DELETE FROM telemetry_staging")
-            with staging.copy(f"COPY telemetry_staging ({COLUMNS}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        # Within a batch, the first of several points with one identity is the one kept (``ord``).
-        cursor.execute(self._insert_points(f"SELECT {COLUMNS} FROM telemetry_staging ORDER BY ord"))
-        cursor.execute(sql_rollups.MARK_FROM_STAGING)
-        cursor.execute(
-            self._upsert_latest(
-                f"SELECT DISTINCT ON (device_id, measurement) {COLUMNS} FROM telemetry_staging "
-                "ORDER BY device_id, measurement, ts DESC, ord"
-            )
+    @cached_property
+    def _batch_statement(self) -> str:
+        """Points, rollup markers and latest values of a batch in one statement: one round trip, atomic alone."""
+        points = self._insert_points(f"SELECT {COLUMNS} FROM batch ORDER BY ord")
+        markers = (
+            f"INSERT INTO {sql_rollups.MARKERS} (device_id, measurement, bucket) "
+            f"SELECT DISTINCT device_id, measurement, ts / {MINUTE_MS} * {MINUTE_MS} FROM batch "
+            "WHERE value_float IS NOT NULL"
         )
+        latest = self._upsert_latest(
+            f"SELECT DISTINCT ON (device_id, measurement) {COLUMNS} FROM batch "
+            "ORDER BY device_id, measurement, ts DESC, ord"
+        )
+        return f"{BATCH}, stored AS ({points}), marked AS ({markers}) {latest}"
+
+    def _write_postgresql(self, rows: list[tuple]) -> None:
+        """One statement with the batch as arrays: atomic by itself, so outside a transaction it needs no BEGIN/COMMIT.
+
+        Measured against COPY into a staging table and three set statements, it is ~8x faster for one
+        reading and still faster for 1,000 points (docs/performance.md). Server-side binding sends the
+        arrays as six parameters and lets PostgreSQL keep the plan.
+        """
+        device_ids, measurements, stamps, types, floats, texts = zip(*rows, strict=True)
+        columns = [
+            _numbers(device_ids),
+            _texts(measurements),
+            _numbers(stamps),
+            _numbers(types),
+            _numbers(floats),
+            _texts(texts),
+        ]
+        connection.ensure_connection()
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(self._batch_statement, columns, prepare=True)
 
     def _write_values(self, cursor, rows: list[tuple], latest: list[tuple]) -> None:
         # SQLite allows 32,766 bound parameters per statement; six per row.
@@ -136,17 +185,24 @@ class SQLBackend(TelemetryBackend):
         ]
 
     def latest(self, device_id, fields=None) -> dict[str, Point]:
-        qs = LatestValue.objects.filter(device_id=device_id)
+        """One indexed read; plain SQL, since compiling the ORM query cost more CPU than running it."""
+        sql = f"SELECT {COLUMNS} FROM {self.latest_table} WHERE device_id = %s"
+        params: list = [device_id]
         if fields:
-            qs = qs.filter(measurement__in=list(fields))
-        return {
-            m: Point(device_id, m, ts, decode(t, f, s))
-            for m, ts, t, f, s in qs.values_list("measurement", "ts", "value_type", "value_float", "value_text")
-        }
+            sql += f" AND measurement IN ({', '.join(['%s'] * len(fields))})"
+            params.extend(fields)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        return {m: Point(device_id, m, ts, decode(t, f, s)) for _, m, ts, t, f, s in rows}
 
     def aggregate(self, device_id, fields, *, start, end, window_ms, function) -> dict[str, list[Bucket]]:
         """From the coarsest rollup tier that answers exactly, raw points at the edges (``sql_rollups``)."""
         return sql_rollups.aggregate(device_id, fields, start, end, window_ms, function)
+
+    def aggregate_band(self, device_id, fields, *, start, end, window_ms, function) -> dict[str, list]:
+        """One read of the tiers for the value and its min/max band (``sql_rollups``)."""
+        return sql_rollups.aggregate_band(device_id, fields, start, end, window_ms, function)
 
     def delete(self, device_id, *, start=None, end=None, fields=None) -> int:
         with transaction.atomic():

@@ -19,7 +19,7 @@ from django.db.models import BigIntegerField, Count, ExpressionWrapper, F, Max, 
 
 from devices.models import Device
 from telemetry.models import LatestValue, RollupHour, RollupMarker, RollupMinute, RollupWatermark, TelemetryPoint
-from telemetry.rollups import HOUR_MS, MINUTE_MS, Part, Partial, Segment, finish, floor_to, split
+from telemetry.rollups import HOUR_MS, MINUTE_MS, Band, Part, Partial, Segment, finish, finish_band, floor_to, split
 
 Key = tuple[int, str, int]  # device id, measurement, bucket start
 
@@ -31,12 +31,6 @@ STATS = "count, minimum, maximum, total"
 CHUNK = 1000
 # Any constant identifies the rollup pass's lock; two passes must not rebuild the same hour at once.
 ADVISORY_LOCK = 0x10F1_0001
-
-MARK_FROM_STAGING = (
-    f"INSERT INTO {MARKERS} (device_id, measurement, bucket) "
-    f"SELECT DISTINCT device_id, measurement, ts / {MINUTE_MS} * {MINUTE_MS} FROM telemetry_staging "
-    "WHERE value_float IS NOT NULL"
-)
 
 
 def marker_keys(rows: Iterable[tuple]) -> list[Key]:
@@ -184,13 +178,25 @@ def _row_partial(row: RollupMinute | RollupHour) -> Partial:
 
 def aggregate(device_id: int, fields: Sequence[str], start: int, end: int, window_ms: int, function: str) -> dict:
     """The contract's aggregate, answered tier by tier (see ``telemetry.rollups.split``)."""
-    parts: list[Part] = []
+    return finish(fields, read_parts(device_id, fields, start, end, window_ms), window_ms, function)
+
+
+def aggregate_band(
+    device_id: int, fields: Sequence[str], start: int, end: int, window_ms: int, function: str
+) -> dict[str, list[Band]]:
+    """The contract's aggregate_band: the parts are read once, and each carries its minimum and maximum."""
+    return finish_band(fields, read_parts(device_id, fields, start, end, window_ms), window_ms, function)
+
+
+def read_parts(device_id: int, fields: Sequence[str], start: int, end: int, window_ms: int) -> list[Part]:
+    """Partials covering [start, end) exactly once, from the coarsest tier that fits each stretch."""
+    found: list[Part] = []
     for segment in split(start, end, window_ms):
         if segment.tier == "raw":
-            parts.extend(_raw_parts(device_id, fields, segment.start, segment.end, window_ms))
+            found.extend(_raw_parts(device_id, fields, segment.start, segment.end, window_ms))
         else:
-            parts.extend(_tier_parts(device_id, fields, segment))
-    return finish(fields, parts, window_ms, function)
+            found.extend(_tier_parts(device_id, fields, segment))
+    return found
 
 
 def _raw_parts(device_id: int, fields: Sequence[str], start: int, end: int, size: int) -> list[Part]:

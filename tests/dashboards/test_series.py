@@ -1,8 +1,11 @@
 """Server-side downsampling: any range becomes at most CHART_MAX_POINTS buckets per series."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from dashboards.series import NICE_WINDOWS_MS, device_series, window_for
+from telemetry.backends import get_backend
 from telemetry.timeparse import UNIT_MS
 
 MINUTE, HOUR, DAY = UNIT_MS["m"], UNIT_MS["h"], UNIT_MS["d"]
@@ -53,3 +56,30 @@ def test_sum_and_count_have_no_band_and_unknown_measurements_are_empty(device, w
     assert energy.ts == [0, 5000, 10000] and energy.value == [8.0, 10.0, 2.0]
     assert energy.as_json().get("min") is None
     assert missing.ts == [] and missing.value == []
+
+
+@pytest.mark.parametrize("aggregation", ["mean", "min", "max", "sum"])
+def test_value_and_band_cost_one_read_of_the_backend(device, write_points, aggregation):
+    """A banded series reads the rollups and raw edges once, as one ``aggregate()`` of the same range does."""
+    start = 1_750_000_000_000 - 1_750_000_000_000 % DAY
+    write_points(device.pk, "temperature", [(start + i * 7_000, float(i % 50)) for i in range(3 * 60 * 60 // 7)])
+    get_backend().refresh_rollups()
+    end = start + 3 * HOUR - 13_000  # the last minutes are read from raw points
+    window, _ = device_series(
+        device.pk, ["temperature"], start=start + 29_000, end=end, aggregation=aggregation, max_points=30
+    )
+    assert window == 10 * MINUTE, "whole minutes: 1-minute rollups answer, raw points the edges"
+
+    with CaptureQueriesContext(connection) as one_aggregate:
+        get_backend().aggregate(
+            device.pk, ["temperature"], start=start + 29_000, end=end, window_ms=window, function=aggregation
+        )
+    with CaptureQueriesContext(connection) as chart:
+        _, (series,) = device_series(
+            device.pk, ["temperature"], start=start + 29_000, end=end, aggregation=aggregation, max_points=30
+        )
+
+    assert len(chart) == len(one_aggregate), [q["sql"] for q in chart.captured_queries]
+    assert len(series.ts) == len(series.value) == len(series.count) > 0
+    if aggregation != "sum":
+        assert all(lo <= v <= hi for lo, v, hi in zip(series.min, series.value, series.max, strict=True))

@@ -5,6 +5,7 @@ database of its own that is dropped afterwards; without a reachable IoTDB it is 
 """
 
 import os
+import random
 import socket
 import uuid
 from io import StringIO
@@ -13,10 +14,12 @@ import pytest
 from django.core.management import call_command
 
 from telemetry import backends, retention
-from telemetry.points import Point
+from telemetry.backends import TelemetryBackend
+from telemetry.points import AGGREGATIONS, Point
 
 HOUR = 3_600_000
 MINUTE = 60_000
+SECOND = 1_000
 T0 = 1751450400000  # 2025-07-02T10:00:00Z, on an hour boundary
 
 
@@ -234,6 +237,88 @@ class TestAggregate:
 
         assert result["mode"] == [] and result["absent"] == []
         assert [(b.value, b.count) for b in result["on"]] == [(pytest.approx(2 / 3), 3)]
+
+
+@pytest.fixture
+def uneven(backend, device):
+    """Three hours of readings every 7 s (floats, integers, booleans, text), rolled up, then late points.
+
+    The late points arrive after the rollup pass, so on the SQL backend their minutes are read
+    from raw points beside the rollups.
+    """
+    rng = random.Random(11)
+    points = []
+    for i in range(3 * HOUR // (7 * SECOND)):
+        ts = T0 + i * 7 * SECOND
+        value = rng.randint(-40, 40) if i % 3 else rng.uniform(-100, 100)
+        points += [Point(device.pk, "t", ts, value), Point(device.pk, "on", ts, i % 5 == 0)]
+        points.append(Point(device.pk, "mode", ts, "eco"))
+    backend.write(points)
+    backend.refresh_rollups()
+    backend.write([Point(device.pk, "t", T0 + 61 * MINUTE + 3, 1000.0), Point(device.pk, "t", T0 + 5, -1000.5)])
+    return device.pk
+
+
+def separate_calls(backend, device_id, fields, start, end, window, function):
+    """What a chart read before ``aggregate_band``: the aggregate, then min, then max, each a call of its own."""
+
+    def run(name):
+        return backend.aggregate(device_id, fields, start=start, end=end, window_ms=window, function=name)
+
+    main, lows, highs = run(function), run("min"), run("max")
+    return {
+        field: [
+            (b.ts, pytest.approx(b.value, rel=1e-12), lo.ts, lo.value, hi.ts, hi.value, b.count)
+            for b, lo, hi in zip(main[field], lows[field], highs[field], strict=True)
+        ]
+        for field in fields
+    }
+
+
+class TestAggregateBand:
+    @pytest.mark.parametrize("function", AGGREGATIONS)
+    @pytest.mark.parametrize(
+        "start,end,window",
+        [
+            pytest.param(T0, T0 + 3 * HOUR, HOUR, id="hourly-rollups"),
+            pytest.param(T0 + 90 * SECOND, T0 + 2 * HOUR + 5 * MINUTE + 7 * SECOND, HOUR, id="raw-minutes-hours"),
+            pytest.param(T0 + 17 * SECOND, T0 + 2 * HOUR + 31 * SECOND, 10 * MINUTE, id="minutes-raw-edges"),
+            pytest.param(T0 - HOUR, T0 + 4 * HOUR, 90 * MINUTE, id="beyond-the-data"),
+            pytest.param(T0 + 59 * MINUTE, T0 + 63 * MINUTE, 30 * SECOND, id="raw-only"),
+        ],
+    )
+    def test_equals_the_aggregate_and_its_min_and_max(self, backend, uneven, function, start, end, window):
+        fields = ["t", "on", "mode", "absent"]
+
+        bands = backend.aggregate_band(uneven, fields, start=start, end=end, window_ms=window, function=function)
+
+        assert list(bands) == fields
+        assert {
+            field: [(b.ts, b.value, b.ts, b.minimum, b.ts, b.maximum, b.count) for b in found]
+            for field, found in bands.items()
+        } == separate_calls(backend, uneven, fields, start, end, window, function)
+        assert bands["t"] and bands["on"], "the ranges hold numbers and booleans"
+        assert bands["mode"] == [] and bands["absent"] == []
+
+    def test_a_window_holds_its_extremes_and_its_value(self, backend, day):
+        bands = backend.aggregate_band(
+            day, ["temperature"], start=T0, end=T0 + 3 * HOUR, window_ms=HOUR, function="mean"
+        )
+
+        assert [(b.ts, b.value, b.minimum, b.maximum, b.count) for b in bands["temperature"]] == [
+            (T0, 21.5, 20.0, 23.0, 4),
+            (T0 + HOUR, 25.5, 24.0, 27.0, 4),
+        ]
+
+    @pytest.mark.parametrize("function", ["min", "sum"])
+    def test_the_default_of_three_aggregate_calls_answers_alike(self, backend, day, function):
+        """What a backend without stored partials inherits gives the same answer, only slower."""
+        kwargs = {"start": T0 - HOUR, "end": T0 + 3 * HOUR, "window_ms": 30 * MINUTE, "function": function}
+
+        inherited = TelemetryBackend.aggregate_band(backend, day, ["temperature", "humidity", "absent"], **kwargs)
+
+        assert inherited == backend.aggregate_band(day, ["temperature", "humidity", "absent"], **kwargs)
+        assert [b.maximum for b in inherited["humidity"]] == [50.0] * 4
 
 
 class TestDelete:

@@ -16,9 +16,10 @@ from telemetry import backends, retention
 from telemetry.backends import BackendUnavailable
 from telemetry.backends import iotdb_schema as schema
 from telemetry.backends.iotdb import IoTDBBackend
-from telemetry.backends.iotdb_tiers import desired_ttl, rollup_target, ttl_changes
-from telemetry.points import Point
-from telemetry.rollups import HOUR_MS, MINUTE_MS, Partial, finish
+from telemetry.backends.iotdb_tiers import desired_ttl, read_plan, rollup_target, ttl_changes
+from telemetry.models import RollupWatermark
+from telemetry.points import AGGREGATIONS, Point
+from telemetry.rollups import HOUR_MS, MINUTE_MS, TIER_MS, Partial, Segment, finish, floor_to
 from telemetry.timeparse import now_ms
 
 T0 = 1751450400000  # 2025-07-02T10:00:00Z
@@ -324,6 +325,122 @@ class TestRetentionRules:
 
         assert target == T0 + retention.DAY_MS
         assert rollup_target(retention.Policy.of(0, 0, 0), now) == schema.LONG_MIN
+
+
+class TestReadPlan:
+    def test_raw_points_answer_all_before_any_rollup(self):
+        assert read_plan(T0, T0 + 3 * HOUR_MS, HOUR_MS, None, schema.LONG_MIN) == [Segment("raw", T0, T0 + 3 * HOUR_MS)]
+
+    def test_rollups_answer_up_to_the_watermark_raw_points_after(self):
+        start, end = T0 + 90_000, T0 + 5 * HOUR_MS + 7_000
+
+        assert read_plan(start, end, HOUR_MS, T0 + 3 * HOUR_MS, schema.LONG_MIN) == [
+            Segment("raw", start, T0 + 2 * MINUTE_MS),
+            Segment("1m", T0 + 2 * MINUTE_MS, T0 + HOUR_MS),
+            Segment("1h", T0 + HOUR_MS, T0 + 3 * HOUR_MS),
+            Segment("raw", T0 + 3 * HOUR_MS, end),
+        ]
+
+    def test_expired_edges_are_not_read(self):
+        start = T0 + 30_000
+        through = T0 + 2 * HOUR_MS
+
+        assert read_plan(start, T0 + HOUR_MS, MINUTE_MS, through, T0 + 45_000) == [
+            Segment("raw", T0 + 45_000, T0 + MINUTE_MS),
+            Segment("1m", T0 + MINUTE_MS, T0 + HOUR_MS),
+        ]
+        assert read_plan(start, T0 + HOUR_MS, MINUTE_MS, through, T0 + MINUTE_MS) == [
+            Segment("1m", T0 + MINUTE_MS, T0 + HOUR_MS)
+        ]
+
+
+GROUPED = re.compile(
+    r"SELECT (?P<selected>.+) FROM (?P<path>\S+) WHERE time >= (?P<start>-?\d+) AND time < (?P<end>-?\d+) "
+    r"GROUP BY \(\[(?P<lo>-?\d+), (?P<hi>-?\d+)\), (?P<window>\d+)ms\)"
+)
+STAT_FIELDS = {"n": "count", "lo": "minimum", "hi": "maximum", "sum": "total"}
+IOTDB_FUNCTIONS = {"sum": sum, "min_value": min, "max_value": max}
+
+
+class AnsweringIoTDB(IoTDBBackend):
+    """The query layer of an IoTDB holding numeric raw series of one device and their rollups.
+
+    It answers the statements the backend sends (series listing, GROUP BY over raw and rollup
+    series) as IoTDB does, and records them; everything above the query layer is the backend's own.
+    """
+
+    def __init__(self, device_id: int, series: dict[str, list[tuple[int, float]]]) -> None:
+        super().__init__()
+        self.device_path = self.paths.device(device_id)
+        self.raw = series
+        self.rollups: dict[str, dict[tuple[str, int], Partial]] = {}
+        for tier, size in TIER_MS.items():
+            values: dict[tuple[str, int], list[float]] = {}
+            for name, points in series.items():
+                for ts, value in points:
+                    values.setdefault((schema.parse_series(name)[0], floor_to(ts, size)), []).append(value)
+            self.rollups[tier] = {key: Partial.of(found) for key, found in values.items()}
+        self.statements: list[str] = []
+
+    def query(self, statement: str) -> tuple[list[str], list[schema.Row]]:
+        self.statements.append(statement)
+        if statement.startswith("SHOW TIMESERIES"):
+            return ["Timeseries"], [(0, [f"{self.device_path}.{name}"]) for name in sorted(self.raw)]
+        query = GROUPED.fullmatch(statement)
+        assert query, statement
+        path, start, end, window = query["path"], int(query["start"]), int(query["end"]), int(query["window"])
+        calls = re.findall(r"(\w+)\(([^()]+)\)", query["selected"])
+        rows = []
+        for ts in range(int(query["lo"]), int(query["hi"]), window):
+            lo, hi = max(ts, start), min(ts + window, end)
+            rows.append((ts, [self.cell(path, function, column, lo, hi) for function, column in calls]))
+        return [f"{function}({path}.{column})" for function, column in calls], rows
+
+    def cell(self, path: str, function: str, column: str, start: int, end: int) -> float | None:
+        if path == self.device_path:
+            values = [value for ts, value in self.raw.get(column, []) if start <= ts < end]
+        else:
+            tier = "1m" if path.startswith(f"{self.paths.database}.rollup_1m.") else "1h"
+            measurement, stat = schema.parse_stat(column)
+            values = [
+                getattr(partial, STAT_FIELDS[stat])
+                for (name, ts), partial in self.rollups[tier].items()
+                if name == measurement and start <= ts < end
+            ]
+        if function == "count":
+            return len(values)
+        return IOTDB_FUNCTIONS[function](values) if values else None
+
+
+class TestAggregateBand:
+    @pytest.fixture
+    def answering(self, settings, db):
+        """Floats and integers of "t" every 7 s for four hours; rollups hold the first three."""
+        settings.RETENTION_RAW_DAYS = 0
+        retention.overrides.clear()
+        RollupWatermark.objects.create(device_id=7, through=T0 + 3 * HOUR_MS)
+        floats = [(T0 + i * 7_000, (i * 37 % 101) / 4) for i in range(0, 4 * 3600 // 7, 2)]
+        integers = [(T0 + i * 7_000, float(i * 13 % 41 - 20)) for i in range(1, 4 * 3600 // 7, 2)]
+        return AnsweringIoTDB(7, {"f_t": floats, "i_t": integers})
+
+    @pytest.mark.parametrize("function", AGGREGATIONS)
+    def test_one_read_answers_the_aggregate_and_its_min_and_max(self, answering, function):
+        start, end, window = T0 + 90_000, T0 + 3 * HOUR_MS + 20 * MINUTE_MS + 3_000, HOUR_MS
+
+        bands = answering.aggregate_band(7, ["t"], start=start, end=end, window_ms=window, function=function)
+        band_statements, answering.statements = answering.statements, []
+        main, lows, highs = [
+            answering.aggregate(7, ["t"], start=start, end=end, window_ms=window, function=name)["t"]
+            for name in (function, "min", "max")
+        ]
+        one_aggregate = answering.statements[: len(answering.statements) // 3]
+
+        assert band_statements == one_aggregate
+        assert any("rollup_1h" in s for s in band_statements) and any("rollup_1m" in s for s in band_statements)
+        assert [(b.ts, b.value, b.minimum, b.maximum, b.count) for b in bands["t"]] == [
+            (b.ts, b.value, lo.value, hi.value, b.count) for b, lo, hi in zip(main, lows, highs, strict=True)
+        ]
+        assert len(bands["t"]) == 4
 
 
 @pytest.fixture
