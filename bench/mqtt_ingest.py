@@ -93,7 +93,7 @@ def publish_backlog(devices: list, port: int, messages: int, base_ts: int) -> No
 
     clients = []
     for device in devices:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{device.pk}")
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device.mqtt_username)  # the bound client id
         client.username_pw_set(device.mqtt_username, mqtt_password_for(device))
         client.max_inflight_messages_set(1000)
         client.max_queued_messages_set(0)

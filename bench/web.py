@@ -1,4 +1,4 @@
-"""IoTFlow's web process as ``make run`` starts it (gunicorn with deploy/gunicorn.conf.py), and the ASGI servers.
+"""IoTFlow's web process as ``make run`` starts it (gunicorn with deploy/gunicorn.conf.py), its variants, and daphne.
 
 Every server gets ``bench.settings`` (IoTFlow's settings plus the ``/bench/hello`` baseline view),
 so a figure and its baseline are served by the same process, workers and middleware.
@@ -19,36 +19,26 @@ from bench.services import ROOT, free_port
 BIN = Path(sys.executable).parent
 
 
+# How each server is started. ``gunicorn`` is the web process of deploy/Procfile.template (deploy/gunicorn.conf.py,
+# whose workers and threads follow WEB_CONCURRENCY and GUNICORN_THREADS); the others are the serving layouts
+# bench/serving.py compares with it. ``daphne`` is the ws process.
+LAYOUTS: dict[str, dict[str, str]] = {
+    "gunicorn": {},
+    "gunicorn-sync-2": {"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "1"},
+    "gunicorn-sync-4": {"WEB_CONCURRENCY": "4", "GUNICORN_THREADS": "1"},
+    "gunicorn-gthread-2x4": {"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4"},
+    "gunicorn-gthread-2x8": {"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "8"},
+    "gunicorn-gthread-4x4": {"WEB_CONCURRENCY": "4", "GUNICORN_THREADS": "4"},
+    "daphne": {},
+}
+
+
 def commands(port: int) -> dict[str, list[str]]:
-    """How each server is started; ``gunicorn`` is the web process of deploy/Procfile.template."""
     asgi = "iotflow.asgi:application"
+    gunicorn = [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "iotflow.wsgi"]
     return {
-        "gunicorn": [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "iotflow.wsgi"],
+        **{kind: gunicorn for kind in LAYOUTS if kind.startswith("gunicorn")},
         "daphne": [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), asgi],
-        "uvicorn": [
-            str(BIN / "uvicorn"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            asgi,
-        ],  # fmt: skip
-        "uvicorn-2": [
-            str(BIN / "uvicorn"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--workers",
-            "2",
-            asgi,
-        ],  # fmt: skip
     }
 
 
@@ -77,6 +67,7 @@ def serve(kind: str, env: dict[str, str], log_path: Path):
             "IOTFLOW_PORT": str(port),
             # As deploy/scripts/run.sh: gunicorn workers share Prometheus counters through files.
             "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+            **LAYOUTS[kind],
         }
         process = subprocess.Popen(commands(port)[kind], cwd=ROOT, env=process_env, stdout=log, stderr=log)
         base = f"http://127.0.0.1:{port}"
