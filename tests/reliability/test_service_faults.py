@@ -44,7 +44,7 @@ from ._services import (
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-DB_OUTAGE_SECONDS = 6.0
+DB_OUTAGE_SECONDS = 30.0
 
 
 @dataclass
@@ -220,7 +220,7 @@ def test_database_outage_answers_503_fast_and_mqtt_catches_up(private_broker, de
     )
 
 
-REDIS_OUTAGE_SECONDS = 8.0
+REDIS_OUTAGE_SECONDS = 30.0
 FAST_COMMANDS = {"COMMAND_SWEEP_SECONDS": "0.5", "COMMAND_ACK_TIMEOUT_SECONDS": "2", "SCHEDULE_TICK_SECONDS": "1"}
 
 
