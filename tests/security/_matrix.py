@@ -202,6 +202,6 @@ class Tally:
         return f"{self.denied}/{self.attempts}"
 
 
-def record_figure(request, scenario: str, figure: str, note: str = "") -> None:
-    """Report a matrix figure (``denied/attempts``) in the run's summary of measured figures."""
-    record_figures(scenario, {"denied/attempts": figure, **({"note": note} if note else {})})
+def record_figure(request, scenario: str, figure: str, note: str = "", name: str = "denied/attempts") -> None:
+    """Report a matrix figure (``denied/attempts`` unless named otherwise) in the run's summary."""
+    record_figures(scenario, {name: figure, **({"note": note} if note else {})})

@@ -345,6 +345,7 @@ def test_rotated_key_closes_the_old_mqtt_login(
         "MQTT: old password refused after key rotation",
         f"{refused_after * 1000:.0f} ms",
         f"(account sync {synced * 1000:.0f} ms; connected client disconnected: {kicked})",
+        name="refused after",
     )
 
 
