@@ -17,7 +17,6 @@ at the end.
 """
 
 import argparse
-import os
 import random
 import statistics
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.services import fresh_database, postgres_available  # noqa: E402
+from bench.services import fresh_database, make_devices, postgres_available, setup_django  # noqa: E402
 
 DATABASE = "iotflow_bench_aggregate"
 MEASUREMENT = "temperature"
@@ -36,35 +35,6 @@ INTERVAL_MS = 10_000
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
 POINTS_TABLE = "telemetry_telemetrypoint"
-
-
-def setup_django(db_url: str) -> None:
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "iotflow.settings",
-            "DATABASE_URL": db_url,
-            "MQTT_MANAGE_ACCOUNTS": "0",
-            "CELERY_BROKER_URL": "memory://",
-            "TELEMETRY_BACKEND": "sql",
-        }
-    )
-    import django
-
-    django.setup()
-
-
-def make_devices(count: int) -> list[tuple[int, str]]:
-    from accounts.models import User
-    from devices.models import Device
-
-    owner = User.objects.create_user("bench-aggregate")
-    devices, keys = [], []
-    for index in range(count):
-        device = Device(owner=owner, name=f"bench-{index}")
-        keys.append(device.set_new_api_key())
-        devices.append(device)
-    Device.objects.bulk_create(devices)
-    return [(device.pk, key) for device, key in zip(devices, keys, strict=True)]
 
 
 def daily_values() -> list[str]:
@@ -275,13 +245,14 @@ def main() -> None:
     if not postgres_available():
         raise SystemExit("bench/aggregate.py needs PostgreSQL on 127.0.0.1:5432")
     db_url = fresh_database(DATABASE)
-    setup_django(db_url)
+    env = {"DATABASE_URL": db_url, "MQTT_MANAGE_ACCOUNTS": "0", "CELERY_BROKER_URL": "memory://"}
+    setup_django({**env, "TELEMETRY_BACKEND": "sql"})
     from django.db import connection
 
     from telemetry.timeparse import now_ms
 
     try:
-        devices = make_devices(args.devices)
+        devices = make_devices("bench-aggregate", args.devices)
         device_ids = [pk for pk, _ in devices]
         end = now_ms() // INTERVAL_MS * INTERVAL_MS
         copy_s, index_s = load(device_ids, args.points, end)

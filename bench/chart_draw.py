@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import services  # noqa: E402
 from bench.pages import seed  # noqa: E402
 from bench.services import fresh_database, private_redis  # noqa: E402
 from bench.web import serve  # noqa: E402
@@ -58,10 +59,8 @@ def server_env(db_url: str, redis_url: str, static_root: str) -> dict[str, str]:
 
 
 def setup_django(env: dict[str, str]) -> None:
-    os.environ.update({**env, "DJANGO_SETTINGS_MODULE": "iotflow.settings"})
-    import django
-
-    django.setup()
+    """Django in this process, with static files collected where the servers read them."""
+    services.setup_django(env)
     from django.core.management import call_command
 
     call_command("collectstatic", interactive=False, verbosity=0)

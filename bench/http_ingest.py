@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import wrk  # noqa: E402
-from bench.services import fresh_database, postgres_available, private_redis  # noqa: E402
+from bench.services import fresh_database, make_devices, postgres_available, private_redis, setup_django  # noqa: E402
 from bench.web import serve  # noqa: E402
 
 DAY_MS = 86_400_000
@@ -50,28 +50,6 @@ def server_env(db_url: str, redis_url: str) -> dict[str, str]:
         "DEBUG": "0",
         "LOG_LEVEL": "WARNING",
     }
-
-
-def setup_django(env: dict[str, str]) -> None:
-    os.environ.update({**env, "DJANGO_SETTINGS_MODULE": "iotflow.settings"})
-    import django
-
-    django.setup()
-
-
-def make_devices(count: int) -> list[tuple[int, str]]:
-    """``count`` devices of one owner; returns (id, clear-text key) pairs."""
-    from accounts.models import User
-    from devices.models import Device
-
-    owner = User.objects.create_user("bench-http")
-    devices, keys = [], []
-    for index in range(count):
-        device = Device(owner=owner, name=f"bench-{index}")
-        keys.append(device.set_new_api_key())
-        devices.append(device)
-    Device.objects.bulk_create(devices)
-    return [(device.pk, key) for device, key in zip(devices, keys, strict=True)]
 
 
 def stored_points() -> int:
@@ -289,7 +267,7 @@ def main() -> None:
     with private_redis() as redis_url, tempfile.NamedTemporaryFile("w", suffix=".txt") as devices_file:
         env = server_env(db_url, redis_url)
         setup_django(env)
-        devices_file.write("".join(f"{pk} {key}\n" for pk, key in make_devices(args.devices)))
+        devices_file.write("".join(f"{pk} {key}\n" for pk, key in make_devices("bench-http", args.devices)))
         devices_file.flush()
         with serve("gunicorn", env, log_path) as base_url:
             workers = int(os.environ.get("WEB_CONCURRENCY", "2"))

@@ -30,6 +30,29 @@ def wait_listening(port: int, timeout: float = 10) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
+def setup_django(env: dict[str, str]) -> None:
+    """Set up Django in this process against the run's services (``env`` as the servers get it)."""
+    os.environ.update({**env, "DJANGO_SETTINGS_MODULE": "iotflow.settings"})
+    import django
+
+    django.setup()
+
+
+def make_devices(owner_name: str, count: int) -> list[tuple[int, str]]:
+    """``count`` devices of one new owner; returns (id, clear-text key) pairs."""
+    from accounts.models import User
+    from devices.models import Device
+
+    owner = User.objects.create_user(owner_name)
+    devices, keys = [], []
+    for index in range(count):
+        device = Device(owner=owner, name=f"bench-{index}")
+        keys.append(device.set_new_api_key())
+        devices.append(device)
+    Device.objects.bulk_create(devices)
+    return [(device.pk, key) for device, key in zip(devices, keys, strict=True)]
+
+
 def postgres_available() -> bool:
     try:
         import psycopg

@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import wrk  # noqa: E402
-from bench.http_ingest import Runner, make_devices, server_env, setup_django  # noqa: E402
-from bench.services import fresh_database, postgres_available, private_redis  # noqa: E402
+from bench.http_ingest import Runner, server_env  # noqa: E402
+from bench.services import fresh_database, make_devices, postgres_available, private_redis, setup_django  # noqa: E402
 from bench.web import LAYOUTS, serve  # noqa: E402
 
 DEFAULT_LAYOUTS = [kind for kind in LAYOUTS if kind != "gunicorn"]
@@ -55,7 +55,7 @@ def main() -> None:
     with private_redis() as redis_url, tempfile.NamedTemporaryFile("w", suffix=".txt") as devices_file:
         env = server_env(db_url, redis_url)
         setup_django(env)
-        devices_file.write("".join(f"{pk} {key}\n" for pk, key in make_devices(200)))
+        devices_file.write("".join(f"{pk} {key}\n" for pk, key in make_devices("bench-http", 200)))
         devices_file.flush()
         next_ts = int(time.time() * 1000) - 3 * 86_400_000
         for kind in [*layouts, *reversed(layouts)]:
