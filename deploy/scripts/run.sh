@@ -31,7 +31,9 @@ export CELERY_BROKER_URL="${CELERY_BROKER_URL:-$REDIS_URL}"
 
 # The ws process (daphne) serves the pages' live socket on its own port; pages find it through LIVE_WEBSOCKET_URL.
 WS_PORT=$(first_free_port "${IOTFLOW_WS_PORT:-8001}")
-export LIVE_WEBSOCKET_URL="${LIVE_WEBSOCKET_URL:-ws://{hostname}:$WS_PORT/ws/notifications/}"
+# (a default with braces inside ${...:-...} would end at the first "}", so it is spelled out first)
+default_live_url="ws://{hostname}:$WS_PORT/ws/notifications/"
+export LIVE_WEBSOCKET_URL="${LIVE_WEBSOCKET_URL:-$default_live_url}"
 
 # IoTFlow's own broker (its accounts are managed by IoTFlow), on 1883 or the next free port.
 MQTT_PORT=$(first_free_port "${IOTFLOW_MQTT_PORT:-1883}")
@@ -42,7 +44,7 @@ broker_user=""
 
 .venv/bin/python manage.py migrate --no-input -v 0
 .venv/bin/python manage.py collectstatic --no-input -v 0
-.venv/bin/python manage.py seed_demo
+.venv/bin/python manage.py seed_demo --base-url "http://127.0.0.1:${IOTFLOW_PORT}"
 
 sed -e "s|@MOSQUITTO@|$(command -v mosquitto || echo /usr/sbin/mosquitto)|" deploy/Procfile.template > var/Procfile
 [ -n "$redis_line" ] && echo "$redis_line" >> var/Procfile

@@ -21,17 +21,22 @@ DEMO_DEVICES = [
 class Command(BaseCommand):
     help = "Create a demo user, an operator and a few devices with a day of telemetry, if the database is empty."
 
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--base-url", default="http://127.0.0.1:8000", help="Where the platform answers, for the printed links."
+        )
+
     def handle(self, *args, **options) -> None:
         if User.objects.exists():
             self.stdout.write("Database already has users; demo data not created.")
             return
         with transaction.atomic():
-            lines = self._create()
+            lines = self._create(options["base_url"].rstrip("/"))
         self.stdout.write(self.style.SUCCESS("Demo data created. These secrets are shown only now:"))
         for line in lines:
             self.stdout.write(f"  {line}")
 
-    def _create(self) -> list[str]:
+    def _create(self, base_url: str) -> list[str]:
         demo_password = secrets.token_urlsafe(9)
         admin_password = secrets.token_urlsafe(9)
         demo = User.objects.create_user("demo", password=demo_password, email="demo@example.com")
@@ -39,7 +44,7 @@ class Command(BaseCommand):
         _, token = ApiToken.issue(demo, name="demo")
         group = DeviceGroup.objects.create(owner=demo, name="Home", description="Demo devices")
         lines = [
-            f"operator: admin / {admin_password}  (http://127.0.0.1:8000/admin/)",
+            f"operator: admin / {admin_password}  ({base_url}/admin/)",
             f"user:     demo / {demo_password}",
             f"demo API token: {token}",
         ]
@@ -51,7 +56,7 @@ class Command(BaseCommand):
             ingest.store(self._day_of_telemetry(device.pk, index), "demo")
             lines.append(f"device #{device.pk} {name!r}: X-API-Key {key}")
         dashboard = create_demo_dashboard(demo)
-        lines.append(f"demo dashboard: http://127.0.0.1:8000/dashboards/{dashboard.pk}/ (live charts of the simulator)")
+        lines.append(f"demo dashboard: {base_url}/dashboards/{dashboard.pk}/ (live charts of the simulator)")
         return lines
 
     @staticmethod
