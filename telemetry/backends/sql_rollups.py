@@ -12,6 +12,7 @@ Reads trust a rollup bucket only when no marker is pending for it; a marked minu
 from raw points (plus its pruned rollup, if any), a marked hour from its minutes.
 """
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from django.db import connection, transaction
@@ -117,22 +118,45 @@ def _pruned(table: str, keys: Sequence[Key]) -> set[Key]:
     return found
 
 
-MINUTE_FROM_POINTS = (
-    "SELECT k.device_id, k.measurement, k.bucket, COUNT(s.value_float), MIN(s.value_float), MAX(s.value_float), "
-    f"SUM(s.value_float), FALSE FROM k JOIN {POINTS} s ON s.device_id = k.device_id AND s.measurement = k.measurement "
-    f"AND s.ts >= k.bucket AND s.ts < k.bucket + {MINUTE_MS} WHERE s.value_float IS NOT NULL "
-    "GROUP BY k.device_id, k.measurement, k.bucket"
+def _per_key(table: str, column: str, size: int, stats: str, lateral: bool, only: str = "TRUE") -> str:
+    """``stats`` of each key's rows of ``table`` in [bucket, bucket + size) for ``_replace``; no row where none.
+
+    LATERAL reads each key's rows by an index range whatever the statistics say: as a join, PostgreSQL merged or
+    hashed a table not yet analyzed (fresh, backfilled) on (device, measurement), testing every row against every key.
+    SQLite has no LATERAL; its nested loop reads an index range per key anyway.
+    """
+    key = "k.device_id, k.measurement, k.bucket"
+    rows = (
+        f"s.device_id = k.device_id AND s.measurement = k.measurement "
+        f"AND s.{column} >= k.bucket AND s.{column} < k.bucket + {size} AND {only}"
+    )
+    if lateral:
+        return (
+            f"SELECT {key}, a.count, a.minimum, a.maximum, a.total, FALSE FROM k CROSS JOIN LATERAL "
+            f"(SELECT COUNT(*) AS found, {stats} FROM {table} s WHERE {rows}) a WHERE a.found > 0"
+        )
+    return f"SELECT {key}, {stats}, FALSE FROM k JOIN {table} s ON {rows} GROUP BY {key}"
+
+
+POINT_STATS = (
+    "COUNT(s.value_float) AS count, MIN(s.value_float) AS minimum, "
+    "MAX(s.value_float) AS maximum, SUM(s.value_float) AS total"
 )
-HOUR_FROM_MINUTES = (
-    "SELECT k.device_id, k.measurement, k.bucket, SUM(s.count), MIN(s.minimum), MAX(s.maximum), SUM(s.total), FALSE "
-    f"FROM k JOIN {MINUTES} s ON s.device_id = k.device_id AND s.measurement = k.measurement "
-    f"AND s.bucket >= k.bucket AND s.bucket < k.bucket + {HOUR_MS} GROUP BY k.device_id, k.measurement, k.bucket"
-)
+MINUTE_STATS = "SUM(s.count) AS count, MIN(s.minimum) AS minimum, MAX(s.maximum) AS maximum, SUM(s.total) AS total"
+NUMERIC = "s.value_float IS NOT NULL"
+MINUTE_FROM_POINTS = _per_key(POINTS, "ts", MINUTE_MS, POINT_STATS, lateral=True, only=NUMERIC)
+HOUR_FROM_MINUTES = _per_key(MINUTES, "bucket", HOUR_MS, MINUTE_STATS, lateral=True)
+JOINED = {  # the same for SQLite
+    MINUTE_FROM_POINTS: _per_key(POINTS, "ts", MINUTE_MS, POINT_STATS, lateral=False, only=NUMERIC),
+    HOUR_FROM_MINUTES: _per_key(MINUTES, "bucket", HOUR_MS, MINUTE_STATS, lateral=False),
+}
 
 
 def _replace(cursor, table: str, keys: Sequence[Key], select: str) -> None:
     """Replace the rollups of ``keys`` in ``table`` by ``select``'s fresh aggregation (none when it finds nothing)."""
     cte, params = _keys_cte(keys)
+    if connection.vendor != "postgresql":
+        select = JOINED[select]
     cursor.execute(
         f"{cte}DELETE FROM {table} WHERE (device_id, measurement, bucket) IN "
         "(SELECT device_id, measurement, bucket FROM k)",
@@ -235,10 +259,11 @@ def _tier_parts(device_id: int, fields: Sequence[str], segment: Segment) -> list
     if segment.tier == "1m":
         return _minute_parts(device_id, fields, segment.start, segment.end, stale)
     rows = _rollups(RollupHour, device_id, fields, segment.start, segment.end)
-    stale_hours = {(m, floor_to(b, HOUR_MS)) for m, b in stale}
+    stale_hours: dict[tuple[str, int], set[tuple[str, int]]] = defaultdict(set)
+    for m, b in stale:
+        stale_hours[(m, floor_to(b, HOUR_MS))].add((m, b))
     parts = [(m, b, partial) for (m, b), (partial, _) in rows.items() if (m, b) not in stale_hours]
-    for measurement, hour in sorted(stale_hours):
-        minutes = {(m, b) for m, b in stale if m == measurement and hour <= b < hour + HOUR_MS}
+    for (measurement, hour), minutes in sorted(stale_hours.items()):
         row = rows.get((measurement, hour))
         if row is not None and row[1]:
             # Its minutes are gone: the hour holds all but the late points, which are still raw.
