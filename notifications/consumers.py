@@ -4,7 +4,8 @@ The socket joins ``user.<id>`` (notifications, alerts) on connect. The page then
 devices: ``{"type": "subscribe", "devices": [3, 7]}`` joins ``device.<id>`` for each device the
 user owns (staff: any device) and answers ``{"type": "subscribed", "devices": [...]}``; every
 other id gets ``{"type": "error", "code": "device_not_found", "device": id}``, the same whether
-the device exists or not. ``unsubscribe`` leaves, ``ping`` answers ``pong``.
+the device exists or not. ``unsubscribe`` leaves, ``ping`` answers ``pong``. Group messages
+reach the socket through this process's relay (``notifications/relay.py``), not its own channel.
 
 An anonymous socket is accepted and closed at once with code 4401, so the page can tell
 "log in again" from a dropped connection (which it retries). A handshake from a foreign
@@ -18,7 +19,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from devices.models import Device
 
-from .live import HANDLER, device_group, user_group
+from .live import device_group, user_group
+from .relay import daphne_protocol, relay
 
 CLOSE_UNAUTHENTICATED = 4401
 MAX_DEVICES_PER_SOCKET = 200
@@ -55,9 +57,14 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         await self._join(user_group(self.user.pk))
 
     async def disconnect(self, code: int) -> None:
-        for group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
-        self.groups_joined = []
+        self._leave_all()
+
+    async def __call__(self, scope, receive, send) -> None:
+        self.daphne_protocol = daphne_protocol(send)
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._leave_all()  # also when a handler failed and ``disconnect`` never ran
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
@@ -109,35 +116,20 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         for device_id in ids:
             if device_id in self.device_ids:
                 group = device_group(device_id)
-                await self.channel_layer.group_discard(group, self.channel_name)
+                relay(self.channel_layer).leave(group, self)
                 self.groups_joined.remove(group)
                 self.device_ids.discard(device_id)
         await self.send_json({"type": "unsubscribed", "devices": ids})
 
     async def _join(self, group: str) -> None:
-        await self.channel_layer.group_add(group, self.channel_name)
+        """Group messages reach the socket through this process's relay, not the socket's own channel."""
+        await relay(self.channel_layer).join(group, self)
         self.groups_joined.append(group)
+
+    def _leave_all(self) -> None:
+        for group in getattr(self, "groups_joined", ()):
+            relay(self.channel_layer).leave(group, self)
+        self.groups_joined = []
 
     async def _error(self, code: str, message: str, **extra) -> None:
         await self.send_json({"type": "error", "code": code, "message": message, **extra})
-
-    async def dispatch(self, message: dict) -> None:
-        """Live messages go straight to their handler, without Channels' hop to the database thread.
-
-        Before every handler Channels closes stale database connections (``aclose_old_connections``)
-        on the one thread that all database work of the process shares. A reading that fans out to
-        a thousand sockets queued a thousand such hops there, one after the other, and the last
-        socket got it hundreds of milliseconds late. ``live_message`` touches no database.
-        """
-        if message["type"] == HANDLER:
-            await self.live_message(message)
-        else:
-            await super().dispatch(message)
-
-    async def live_message(self, event: dict) -> None:
-        """A message published to one of this socket's groups (``notifications.live.publish``)."""
-        text = event.get("text")
-        if text is None:
-            await self.send_json(event["message"])
-        else:
-            await self.send(text_data=text)

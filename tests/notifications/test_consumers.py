@@ -135,6 +135,33 @@ def test_unsubscribed_page_gets_no_more_telemetry(redis_layer, alice, device):
     run(scenario)
 
 
+def test_a_page_leaving_a_device_leaves_it_followed_by_the_others(redis_layer, alice, device):
+    """Pages of one process share the subscription to a group: one leaving must not end it for the rest."""
+    alice_cookie = login(alice)
+
+    async def scenario():
+        leaving, closing, staying = socket(alice_cookie), socket(alice_cookie), socket(alice_cookie)
+        for page in (leaving, closing, staying):
+            await page.connect()
+            await page.send_json_to({"type": "subscribe", "devices": [device.pk]})
+            await receive_type(page, "subscribed")
+        await leaving.send_json_to({"type": "unsubscribe", "devices": [device.pk]})
+        await receive_type(leaving, "unsubscribed")
+        await closing.disconnect()
+
+        await sync_to_async(device.client().post)("/api/v1/telemetry", {"data": {"t": 1}}, format="json")
+        assert (await receive_type(staying, "telemetry"))["data"] == {"t": 1}
+        await sync_to_async(notify)(alice, "info", "Marker")
+        heard = [await leaving.receive_json_from(5)]
+        while heard[-1].get("data", {}).get("title") != "Marker":
+            heard.append(await leaving.receive_json_from(5))
+        assert not [m for m in heard if m.get("device") == device.pk], "nothing of the device after leaving"
+        await leaving.disconnect()
+        await staying.disconnect()
+
+    run(scenario)
+
+
 def test_staff_may_follow_any_device(redis_layer, staff, device):
     staff_cookie = login(staff)
 
