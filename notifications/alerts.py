@@ -14,6 +14,7 @@ import logging
 import secrets
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
 from django.contrib.auth import get_user_model
@@ -35,45 +36,38 @@ ALERTS_RAISED = Counter("iotflow_alerts_total", "Alerts raised by alert rules.",
 VERSION_KEY = "alert-rules-version"
 VERSION_CHECK_SECONDS = 1.0  # how stale another process's rule change may be here
 RULES_CACHE_SECONDS = 30.0  # bound on staleness should a version bump be lost with the shared cache
-MAX_CACHED_DEVICES = 100_000
 
 LEVELS = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDIUM: "warning", Severity.LOW: "info"}
 
 
 class RuleCache:
-    """The enabled rules that apply to each device, kept per process."""
+    """Every enabled rule, by the devices it applies to, kept per process.
+
+    Loaded whole (three queries) at most once per RULES_CACHE_SECONDS, or when the shared
+    version says a rule or a group's members changed: a device without rules then costs one
+    dictionary lookup, however large the fleet, instead of its own queries every time its
+    entry expired.
+    """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.rules: dict[int, tuple[float, list[AlertRule]]] = {}
+        self.rules: dict[int, list[AlertRule]] | None = None
+        self.expires = 0.0
         self.version: str | None = None
         self.checked_at = 0.0
 
     def clear(self) -> None:
         with self.lock:
-            self.rules.clear()
+            self.rules = None
 
     def for_devices(self, device_ids: Iterable[int]) -> dict[int, list[AlertRule]]:
         self._follow_shared_version()
-        now = time.monotonic()
-        found: dict[int, list[AlertRule]] = {}
-        missing: list[int] = []
         with self.lock:
-            for device_id in device_ids:
-                hit = self.rules.get(device_id)
-                if hit is not None and hit[0] > now:
-                    found[device_id] = hit[1]
-                else:
-                    missing.append(device_id)
-        if missing:
-            loaded = load_rules(missing)
-            with self.lock:
-                if len(self.rules) > MAX_CACHED_DEVICES:
-                    self.rules.clear()
-                for device_id in missing:
-                    self.rules[device_id] = (now + RULES_CACHE_SECONDS, loaded[device_id])
-            found.update(loaded)
-        return found
+            rules = self.rules if time.monotonic() < self.expires else None
+            if rules is None:
+                rules = self.rules = load_rules()
+                self.expires = time.monotonic() + RULES_CACHE_SECONDS
+        return {device_id: rules.get(device_id, []) for device_id in device_ids}
 
     def _follow_shared_version(self) -> None:
         now = time.monotonic()
@@ -85,7 +79,7 @@ class RuleCache:
             if version is None:
                 cache.add(VERSION_KEY, secrets.token_hex(8), None)
                 version = cache.get(VERSION_KEY)
-        except Exception:  # the cache is down: entries still expire after RULES_CACHE_SECONDS
+        except Exception:  # the cache is down: the rules are still reloaded every RULES_CACHE_SECONDS
             log.warning("Cannot read the alert rules version", exc_info=True)
             return
         if version != self.version:
@@ -96,22 +90,19 @@ class RuleCache:
 rule_cache = RuleCache()
 
 
-def load_rules(device_ids: list[int]) -> dict[int, list[AlertRule]]:
-    """Enabled rules per device: its own and those of its groups, in three queries for all devices."""
-    rules: dict[int, list[AlertRule]] = {device_id: [] for device_id in device_ids}
-    for rule in AlertRule.objects.filter(enabled=True, device_id__in=device_ids):
+def load_rules() -> dict[int, list[AlertRule]]:
+    """Enabled rules per device that has any: its own and those of its groups, in three queries."""
+    rules: dict[int, list[AlertRule]] = defaultdict(list)
+    for rule in AlertRule.objects.filter(enabled=True, device_id__isnull=False):
         rules[rule.device_id].append(rule)
-    memberships = list(
-        Device.groups.through.objects.filter(device_id__in=device_ids).values_list("device_id", "devicegroup_id")
-    )
-    if memberships:
-        by_group: dict[int, list[AlertRule]] = {}
-        group_ids = {group_id for _, group_id in memberships}
-        for rule in AlertRule.objects.filter(enabled=True, group_id__in=group_ids):
-            by_group.setdefault(rule.group_id, []).append(rule)
-        for device_id, group_id in memberships:
-            rules[device_id].extend(by_group.get(group_id, ()))
-    return rules
+    by_group: dict[int, list[AlertRule]] = defaultdict(list)
+    for rule in AlertRule.objects.filter(enabled=True, group_id__isnull=False):
+        by_group[rule.group_id].append(rule)
+    if by_group:
+        members = Device.groups.through.objects.filter(devicegroup_id__in=list(by_group))
+        for device_id, group_id in members.values_list("device_id", "devicegroup_id"):
+            rules[device_id].extend(by_group[group_id])
+    return dict(rules)
 
 
 def rules_changed() -> None:
