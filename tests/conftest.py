@@ -55,6 +55,15 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def _last_seen_written_at_once(settings):
+    """Requests write last-seen times before answering, so tests can read them right after.
+
+    The buffered writer servers use (LAST_SEEN_FLUSH_SECONDS > 0) has its own tests in tests/devices/test_health.py.
+    """
+    settings.LAST_SEEN_FLUSH_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache():
     cache.clear()
     yield

@@ -1,7 +1,11 @@
 """Device health follows what the device does: heard from → online; silent → stale, then offline."""
 
+import time
 from datetime import timedelta
 
+import pytest
+from django.core.cache import cache
+from django.db import OperationalError
 from django.utils import timezone
 
 from devices import health
@@ -65,3 +69,126 @@ def test_every_change_is_recorded_once(device, alice_client):
 
 def test_health_is_private_to_the_owner(bob_client, device):
     assert bob_client.get(f"/api/v1/devices/{device.pk}/health").status_code == 404
+
+
+def test_an_online_device_seen_again_records_time_and_metadata_without_a_new_event(device, settings):
+    settings.LAST_SEEN_RESOLUTION_SECONDS = 0  # every call passes the gate
+    health.mark_seen(device.device, {"fw": "1.0"}, reason="telemetry")
+    first = refreshed(device).last_seen
+    health.mark_seen(device.device, {"fw": "1.1", "site": {"room": 4}}, reason="telemetry")
+    current = refreshed(device)
+    assert current.last_seen > first
+    assert current.last_metadata == {"fw": "1.1", "site": {"room": 4}}
+    health.mark_seen(device.device, reason="telemetry")
+    assert refreshed(device).last_metadata == {"fw": "1.1", "site": {"room": 4}}, "no metadata keeps the last"
+    assert list(HealthEvent.objects.filter(device=device.device).values_list("state", flat=True)) == ["online"]
+
+
+@pytest.fixture
+def redis_gates(settings, private_redis):
+    """The default cache on a Redis of the test's own, as servers run it (gates set in one pipeline)."""
+    settings.CACHES = {"default": {"BACKEND": "iotflow.cache.TolerantRedisCache", "LOCATION": private_redis.url}}
+    return cache
+
+
+@pytest.fixture
+def buffered(settings, monkeypatch):
+    """Telemetry's last-seen times go through a fresh SeenBuffer writing every 50 ms."""
+    settings.LAST_SEEN_FLUSH_SECONDS = 0.05
+    monkeypatch.setattr(health, "_buffer_state", {"pid": None, "buffer": None})
+    yield
+    if (buffer := health._buffer_state["buffer"]) is not None:
+        buffer.stop()
+
+
+def wait_for(condition, what: str, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout:.0f} s"
+        time.sleep(0.02)
+    return result
+
+
+@pytest.mark.django_db(transaction=True)  # the buffer's thread has its own connection: it sees committed rows only
+def test_buffered_last_seen_is_written_by_the_process_thread_and_brings_devices_online(
+    make_device, alice, buffered, redis_gates
+):
+    devices = [make_device(alice, f"buffered-{index}") for index in range(3)]
+    for index, keyed in enumerate(devices):
+        health.mark_seen(keyed.device, {"slot": index} if index else None, reason="telemetry")
+
+    def all_online():
+        current = [refreshed(keyed) for keyed in devices]
+        return current if all(d.health == Health.ONLINE for d in current) else None
+
+    current = wait_for(all_online, "the buffered write")
+    assert all(d.last_seen is not None and d.health_reason == "telemetry" for d in current)
+    assert [d.last_metadata for d in current] == [{}, {"slot": 1}, {"slot": 2}]
+    assert HealthEvent.objects.filter(state="online").count() == 3
+    assert all(redis_gates.get(health.gate_key(k.pk)) == 1 for k in devices), "each device's gate is closed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_closed_gate_keeps_the_buffered_write_away(device, buffered, redis_gates):
+    health.mark_seen(device.device, {"fw": "1.0"}, reason="telemetry")
+    first = wait_for(lambda: refreshed(device).last_seen, "the first write")
+    health.mark_seen(device.device, {"fw": "2.0"}, reason="telemetry")
+    health.seen_buffer().flush()
+    current = refreshed(device)
+    assert current.last_seen == first and current.last_metadata == {"fw": "1.0"}, "gate closed: no second write"
+
+    redis_gates.delete(health.gate_key(device.pk))  # as the admin's device-cache clearing does
+    health.mark_seen(device.device, {"fw": "3.0"}, reason="telemetry")
+    health.seen_buffer().flush()
+    current = refreshed(device)
+    assert current.last_seen > first and current.last_metadata == {"fw": "3.0"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_buffered_write_is_kept_for_the_next_round(device, settings, monkeypatch):
+    settings.LAST_SEEN_FLUSH_SECONDS = 3600  # the test drives the rounds itself
+    monkeypatch.setattr(health, "_buffer_state", {"pid": None, "buffer": None})
+    buffer = health.seen_buffer()
+    try:
+        health.mark_seen(device.device, {"fw": "1.0"}, reason="telemetry")
+        real = health.record_seen
+
+        def unreachable(entries):
+            raise OperationalError("database unreachable")
+
+        monkeypatch.setattr(health, "record_seen", unreachable)
+        with pytest.raises(OperationalError):
+            buffer.flush()
+        assert refreshed(device).last_seen is None
+        health.mark_seen(device.device, reason="telemetry")  # newer, without metadata: keeps the pending metadata
+        monkeypatch.setattr(health, "record_seen", real)
+        buffer.flush()
+        current = refreshed(device)
+        assert current.health == Health.ONLINE and current.last_metadata == {"fw": "1.0"}
+        assert buffer.pending == {}
+    finally:
+        buffer.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_offline_message_handled_while_telemetry_waited_keeps_the_device_offline(device, settings, monkeypatch):
+    settings.LAST_SEEN_FLUSH_SECONDS = 3600  # the test drives the rounds itself
+    monkeypatch.setattr(health, "_buffer_state", {"pid": None, "buffer": None})
+    buffer = health.seen_buffer()
+    try:
+        health.mark_seen(device.device, reason="telemetry")
+        buffer.flush()
+        assert refreshed(device).health == Health.ONLINE
+        cache.delete(health.gate_key(device.pk))
+        health.mark_seen(device.device, reason="telemetry")  # heard from, then its last will arrives
+        health.transition(device.pk, Health.OFFLINE, "status/offline")
+        buffer.flush()
+        current = refreshed(device)
+        assert current.health == Health.OFFLINE and current.health_reason == "status/offline"
+
+        cache.delete(health.gate_key(device.pk))
+        health.mark_seen(device.device, reason="telemetry")  # heard from after it went offline: online again
+        buffer.flush()
+        assert refreshed(device).health == Health.ONLINE
+    finally:
+        buffer.stop()
