@@ -35,6 +35,7 @@ from bench.mqtt_ingest import (  # noqa: E402
     setup_django,
     start_worker,
     stored_points,
+    wait_subscribed,
 )
 from bench.services import free_port, fresh_database, private_broker  # noqa: E402
 
@@ -170,7 +171,7 @@ def main() -> None:
         devices = make_devices(args.devices)
         worker = start_worker(dict(os.environ), log)
         try:
-            time.sleep(6)  # the consumer connects and subscribes before anything is published
+            wait_subscribed(worker, log)  # before anything is published
             processes, counters, stop = start_publishers(devices, port, args.rate, args.seconds, args.publishers)
             samples = sample_run(processes, counters, args.seconds)
             stop.set()

@@ -24,7 +24,7 @@ BENCHMARKS = [
     [
         "bench/serving.py",
         "--layouts",
-        "gunicorn-sync-2,gunicorn-sync-4,gunicorn-gthread-2x4,daphne",
+        "gunicorn-sync-2,gunicorn-gthread-2x4,daphne",  # the layout before, the chosen one, the ws process
         "--seconds",
         "2",
     ],

@@ -1,5 +1,7 @@
 """Private services for benchmarks: a Mosquitto with IoTFlow's config on a free port, a fresh database."""
 
+import contextlib
+import hashlib
 import os
 import shutil
 import socket
@@ -57,30 +59,90 @@ def postgres_available() -> bool:
     try:
         import psycopg
 
-        psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=2").close()
+        psycopg.connect(f"{ADMIN_DSN} connect_timeout=2").close()
         return True
     except Exception:
         return False
 
 
+ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+# Runs sharing one PostgreSQL keep apart by giving each its own prefix for the databases it creates.
+DATABASE_PREFIX = os.environ.get("BENCH_DATABASE_PREFIX", "iotflow_bench")
+
+
+def database_name(name: str) -> str:
+    """``name`` under BENCH_DATABASE_PREFIX when it is one of the scripts' own ``iotflow_bench_…`` names."""
+    if name.startswith("iotflow_bench_"):
+        return DATABASE_PREFIX + name.removeprefix("iotflow_bench")
+    return name
+
+
 def fresh_database(name: str) -> str:
-    """An empty, migrated database for the run: PostgreSQL when one answers, else SQLite."""
+    """An empty, migrated database for the run: PostgreSQL when one answers, else SQLite.
+
+    On PostgreSQL it is a copy of a migrated template (``CREATE DATABASE … TEMPLATE``, a second
+    instead of a ``migrate`` of ten); the template is made once for each state of the migrations.
+    """
+    name = database_name(name)
     if postgres_available():
         import psycopg
 
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as conn:
+        template = migrated_template()
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}"')
-        url = f"postgres://postgres@127.0.0.1:5432/{name}"
-    else:
-        path = ROOT / "var" / f"{name}.sqlite3"
-        path.unlink(missing_ok=True)
-        url = f"sqlite:///{path}"
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        return f"postgres://postgres@127.0.0.1:5432/{name}"
+    path = ROOT / "var" / f"{name}.sqlite3"
+    path.unlink(missing_ok=True)
+    url = f"sqlite:///{path}"
+    migrate(url)
+    return url
+
+
+def drop_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{database_name(name)}" WITH (FORCE)')
+
+
+def migrate(url: str) -> None:
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env={**os.environ, "DATABASE_URL": url},
         check=True,
     )  # fmt: skip
-    return url
+
+
+def migrated_template() -> str:
+    """The name of a PostgreSQL database migrated to the migrations in the tree, made when missing.
+
+    Named after a digest of the migration files, so a changed migration makes a new one (and older
+    ones are dropped). Nothing connects to it once made, so it can be copied at any time.
+    """
+    import psycopg
+
+    digest = hashlib.sha256()
+    for path in sorted(ROOT.glob("*/migrations/*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    template = f"{DATABASE_PREFIX}_template_{digest.hexdigest()[:12]}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        names = conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", [template[:-12]])
+        found = [name for (name,) in names if len(name) == len(template)]  # not those still being built
+        if template in found:
+            return template
+        building = f"{template}_{os.getpid()}"
+        conn.execute(f'CREATE DATABASE "{building}"')
+        try:
+            migrate(f"postgres://postgres@127.0.0.1:5432/{building}")
+            conn.execute(f'ALTER DATABASE "{building}" RENAME TO "{template}"')
+        except psycopg.errors.DuplicateDatabase:  # another run made it meanwhile
+            pass
+        finally:
+            conn.execute(f'DROP DATABASE IF EXISTS "{building}"')
+        for stale in found:
+            with contextlib.suppress(psycopg.Error):  # a run of other migrations may still be copying it
+                conn.execute(f'DROP DATABASE IF EXISTS "{stale}"')
+    return template
 
 
 @contextmanager
