@@ -25,7 +25,7 @@ from devices.models import Device
 from notifications import alerts, live
 from telemetry.backends import get_backend
 from telemetry.points import Point, Value
-from telemetry.timeparse import parse_point_timestamp, to_datetime
+from telemetry.timeparse import parse_point_timestamp, point_bounds, to_datetime
 
 POINTS_STORED = Counter("iotflow_telemetry_points_total", "Telemetry points stored.", ["transport"])
 RECORDS_REJECTED = Counter("iotflow_telemetry_rejected_total", "Telemetry records rejected.", ["transport"])
@@ -80,45 +80,119 @@ def _metadata_problem(metadata: dict) -> str | None:
     return None
 
 
-def _flatten(data: dict, prefix: str, path: str, out: dict[str, Value], errors: dict[str, list[str]]) -> None:
-    max_name, max_text = settings.TELEMETRY_MAX_MEASUREMENT_LENGTH, settings.TELEMETRY_MAX_STRING_LENGTH
+@dataclass(frozen=True, slots=True)
+class RecordLimits:
+    """The settings a record is checked against, read once per call rather than once per value."""
+
+    max_name: int
+    max_text: int
+    timestamps: tuple[int, int]
+
+    @classmethod
+    def now(cls) -> "RecordLimits":
+        return cls(settings.TELEMETRY_MAX_MEASUREMENT_LENGTH, settings.TELEMETRY_MAX_STRING_LENGTH, point_bounds())
+
+
+NUMBER_TYPES = frozenset({float, int, bool})
+
+
+def _plain_numbers(data: dict, max_name: int) -> bool:
+    """Whether a record's values are all numbers in range under printable names that fit: stored as they are.
+
+    Checked for the whole record at once (most records are such); a record that fails any of it is
+    checked value by value, which finds and reports the same as if this were not here.
+    """
+    values = data.values()
+    return (
+        set(map(type, data)) == {str}
+        and NUMBER_TYPES.issuperset(map(type, values))
+        and "".join(data).isprintable()
+        and max(map(len, data)) <= max_name
+        and all(map(str.strip, data))
+        and min(values) >= -(2**63)
+        and max(values) < 2**63
+        and math.isfinite(sum(values))  # no NaN or infinity among them
+    )
+
+
+def _storable(value: Any, max_text: int) -> bool:
+    """Whether a value is stored as it is: the common case, decided without building any error path."""
+    kind = type(value)
+    if kind is float:
+        return math.isfinite(value)
+    if kind is int:
+        return -(2**63) <= value < 2**63
+    if kind is bool:
+        return True
+    return kind is str and len(value) <= max_text and not UNSTORABLE_TEXT.search(value)
+
+
+def _flatten(
+    data: dict, prefix: str, path: str, out: dict[str, Value], errors: dict[str, list[str]], limits: RecordLimits
+) -> None:
+    room = limits.max_name - len(prefix)
     for key, value in data.items():
-        name = f"{prefix}{key}"
-        field = f"{path}.{key}"
-        if not isinstance(key, str) or not key.strip() or CONTROL_CHARACTERS.search(key):
-            errors.setdefault(field, []).append("Measurement names must be non-empty printable text.")
-        elif len(name) > max_name:
-            # Checked before descending too: it bounds the nesting, so no payload can exhaust the stack.
-            errors.setdefault(field, []).append(f"Measurement name is longer than {max_name} characters.")
-        elif isinstance(value, dict):
-            if not value:
-                errors.setdefault(field, []).append("Nested objects must not be empty.")
-            _flatten(value, f"{name}.", field, out, errors)
-        elif isinstance(value, bool):
-            out[name] = value
-        elif isinstance(value, int):
-            if -(2**63) <= value < 2**63:
-                out[name] = value
-            else:
-                errors.setdefault(field, []).append("Integers must fit in 64 bits.")
-        elif isinstance(value, float):
-            if math.isfinite(value):
-                out[name] = value
-            else:
-                errors.setdefault(field, []).append("Numbers must be finite.")
-        elif isinstance(value, str):
-            if len(value) > max_text:
-                errors.setdefault(field, []).append(f"Text values are limited to {max_text} characters.")
-            elif UNSTORABLE_TEXT.search(value):
-                errors.setdefault(field, []).append("Text must not contain NUL characters or unpaired surrogates.")
-            else:
-                out[name] = value
+        # A printable name (so no control character) that fits, with a plain value: nothing to report.
+        if (
+            type(key) is str
+            and len(key) <= room
+            and key.isprintable()
+            and key.strip()
+            and _storable(value, limits.max_text)
+        ):
+            out[prefix + key] = value
         else:
-            kind = "null" if value is None else type(value).__name__
-            errors.setdefault(field, []).append(f"Values must be numbers, booleans or text, not {kind}.")
+            _flatten_item(key, value, prefix, path, out, errors, limits)
 
 
-def _record_points(device_id: int, record: Any, path: str, errors: dict[str, list[str]]) -> list[Point]:
+def _flatten_item(
+    key: Any,
+    value: Any,
+    prefix: str,
+    path: str,
+    out: dict[str, Value],
+    errors: dict[str, list[str]],
+    limits: RecordLimits,
+) -> None:
+    max_name, max_text = limits.max_name, limits.max_text
+    name = f"{prefix}{key}"
+    field = f"{path}.{key}"
+    if not isinstance(key, str) or not key.strip() or CONTROL_CHARACTERS.search(key):
+        errors.setdefault(field, []).append("Measurement names must be non-empty printable text.")
+    elif len(name) > max_name:
+        # Checked before descending too: it bounds the nesting, so no payload can exhaust the stack.
+        errors.setdefault(field, []).append(f"Measurement name is longer than {max_name} characters.")
+    elif isinstance(value, dict):
+        if not value:
+            errors.setdefault(field, []).append("Nested objects must not be empty.")
+        _flatten(value, f"{name}.", field, out, errors, limits)
+    elif isinstance(value, bool):
+        out[name] = value
+    elif isinstance(value, int):
+        if -(2**63) <= value < 2**63:
+            out[name] = value
+        else:
+            errors.setdefault(field, []).append("Integers must fit in 64 bits.")
+    elif isinstance(value, float):
+        if math.isfinite(value):
+            out[name] = value
+        else:
+            errors.setdefault(field, []).append("Numbers must be finite.")
+    elif isinstance(value, str):
+        if len(value) > max_text:
+            errors.setdefault(field, []).append(f"Text values are limited to {max_text} characters.")
+        elif UNSTORABLE_TEXT.search(value):
+            errors.setdefault(field, []).append("Text must not contain NUL characters or unpaired surrogates.")
+        else:
+            out[name] = value
+    else:
+        kind = "null" if value is None else type(value).__name__
+        errors.setdefault(field, []).append(f"Values must be numbers, booleans or text, not {kind}.")
+
+
+def _record_points(
+    device_id: int, record: Any, path: str, errors: dict[str, list[str]], limits: RecordLimits
+) -> list[Point]:
     if not isinstance(record, dict):
         errors.setdefault(path or "non_field_errors", []).append("A record must be a JSON object.")
         return []
@@ -133,12 +207,15 @@ def _record_points(device_id: int, record: Any, path: str, errors: dict[str, lis
     elif metadata and (problem := _metadata_problem(metadata)):
         errors.setdefault(f"{prefix}metadata", []).append(problem)
     try:
-        ts = parse_point_timestamp(record.get("timestamp"))
+        ts = parse_point_timestamp(record.get("timestamp"), limits.timestamps)
     except ValueError as exc:
         errors.setdefault(f"{prefix}timestamp", []).append(f"Timestamp {exc}.")
         ts = 0  # keep validating the values so every error is reported at once
-    values: dict[str, Value] = {}
-    _flatten(data, "", f"{prefix}data", values, errors)
+    if _plain_numbers(data, limits.max_name):
+        values = data
+    else:
+        values = {}
+        _flatten(data, "", f"{prefix}data", values, errors, limits)
     return [Point(device_id, name, ts, value) for name, value in values.items()]
 
 
@@ -197,8 +274,9 @@ def normalise(device_id: int, payload: Any) -> tuple[list[Point], int, dict]:
         records = [payload]
         paths = [""]
     points: list[Point] = []
+    limits = RecordLimits.now()
     for record, path in zip(records, paths, strict=True):
-        points.extend(_record_points(device_id, record, path, errors))
+        points.extend(_record_points(device_id, record, path, errors, limits))
         if len(points) > limit:
             raise TooManyPoints(f"A request may carry at most {limit} points; split the batch.")
         if len(errors) >= MAX_REPORTED_ERRORS:

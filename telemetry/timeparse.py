@@ -69,8 +69,21 @@ def parse_absolute(value: str | int | float) -> int:
     return _in_calendar(int(parsed.timestamp() * 1000))
 
 
-def parse_point_timestamp(value) -> int:
-    """A record's timestamp, checked against the accepted bounds; absent means now."""
+def point_bounds() -> tuple[int, int]:
+    """The earliest and latest record timestamps accepted now, for ``parse_point_timestamp``."""
+    return _min_ms(), min(now_ms() + settings.TELEMETRY_MAX_FUTURE_SECONDS * 1000, LATEST_MS)
+
+
+def parse_point_timestamp(value, bounds: tuple[int, int] | None = None) -> int:
+    """A record's timestamp, checked against the accepted bounds; absent means now.
+
+    ``bounds`` (from ``point_bounds()``) lets a batch read the settings and the clock once: an integer
+    inside them is taken as it is, anything else is parsed and checked in full.
+    """
+    if type(value) is int and bounds is not None:
+        ms = value * 1000 if -SECONDS_LIMIT < value < SECONDS_LIMIT else value
+        if bounds[0] <= ms <= bounds[1]:
+            return ms
     if value is None:
         return now_ms()
     ms = parse_absolute(value)

@@ -14,13 +14,11 @@ from . import sql_retention, sql_rollups
 from .base import BackendUnavailable, TelemetryBackend
 
 COLUMNS = "device_id, measurement, ts, value_type, value_float, value_text"
-# The batch arrives as six arrays (one parameter each, whatever the batch size) and is unnested once;
-# ``ord`` keeps the order of the call, so of several points with one identity the first is kept.
-BATCH = (
-    "WITH batch AS (SELECT * FROM unnest(%s::bigint[], %s::varchar[], %s::bigint[], %s::smallint[], "
-    "%s::double precision[], %s::text[]) WITH ORDINALITY "
-    "AS b (device_id, measurement, ts, value_type, value_float, value_text, ord))"
-)
+# A batch travels as arrays, one parameter each whatever its size: six for the points, three for the minutes
+# to mark for the rollup pass, six for the latest values.
+ARRAYS = "%s::bigint[], %s::varchar[], %s::bigint[], %s::smallint[], %s::double precision[], %s::text[]"
+# Values stored in value_float (``encode``): the minutes they fall in are marked for the rollup pass.
+NUMBERS = (int, float)
 
 
 def encode(value: Value) -> tuple[int, float | None, str | None]:
@@ -45,6 +43,47 @@ def decode(value_type: int, value_float: float | None, value_text: str | None) -
 
 def _rows(points: Sequence[Point]) -> list[tuple]:
     return [(p.device_id, p.measurement, p.ts, *encode(p.value)) for p in points]
+
+
+def _columns(points: Sequence[Point]) -> list[str]:
+    """The six array literals of ``points``, in the order of COLUMNS.
+
+    A batch of floats only (the usual one) is written without encoding each value: its types and texts
+    are the same for every point.
+    """
+    values = [p.value for p in points]
+    if set(map(type, values)) == {float}:
+        types = _same(int(ValueType.FLOAT), len(values))
+        floats = "{" + ",".join(map(float.__repr__, values)) + "}"
+        texts = _same("NULL", len(values))
+    else:
+        value_types, value_floats, value_texts = zip(*map(encode, values), strict=True)
+        types, floats, texts = _numbers(value_types), _numbers(value_floats), _texts(value_texts)
+    device_ids = _integers([p.device_id for p in points])
+    return [
+        device_ids,
+        _names([p.measurement for p in points]),
+        _integers([p.ts for p in points]),
+        types,
+        floats,
+        texts,
+    ]
+
+
+def _same(element: object, count: int) -> str:
+    return "{" + ",".join([str(element)] * count) + "}"
+
+
+def _integers(values: Sequence[int]) -> str:
+    return "{" + ",".join(map(int.__repr__, values)) + "}"
+
+
+def _names(values: Sequence[str]) -> str:
+    """As ``_texts`` for text without NULLs, in one join when nothing needs escaping (measurement names)."""
+    joined = '","'.join(values)
+    if "\\" in joined or joined.count('"') != 2 * len(values) - 2:
+        return _texts(values)
+    return '{"' + joined + '"}' if values else "{}"
 
 
 def _numbers(values: Sequence[int | float | None]) -> str:
@@ -78,10 +117,20 @@ def _newest_per_series(points: Sequence[Point]) -> list[Point]:
     newest: dict[tuple[int, str], Point] = {}
     for point in points:
         key = (point.device_id, point.measurement)
-        if key not in newest or newest[key].ts < point.ts:
+        current = newest.get(key)
+        if current is None or current.ts < point.ts:
             newest[key] = point
     # A fixed order keeps concurrent writers taking row locks in the same order (no deadlocks).
     return [newest[key] for key in sorted(newest)]
+
+
+def _minute_columns(points: Sequence[Point]) -> list[str]:
+    """The minutes of numeric points (``sql_rollups.marker_keys``) as three array literals."""
+    keys = {(p.device_id, p.measurement, p.ts // MINUTE_MS * MINUTE_MS) for p in points if isinstance(p.value, NUMBERS)}
+    if not keys:
+        return ["{}", "{}", "{}"]
+    device_ids, measurements, buckets = zip(*keys, strict=True)
+    return [_integers(device_ids), _names(measurements), _integers(buckets)]
 
 
 class SQLBackend(TelemetryBackend):
@@ -94,16 +143,15 @@ class SQLBackend(TelemetryBackend):
     def write(self, points: Sequence[Point]) -> None:
         if not points:
             return
-        rows = _rows(points)
         try:
             if connection.vendor == "postgresql" and not connection.in_atomic_block:
-                self._write_postgresql(rows)
+                self._write_postgresql(points)
             elif connection.vendor == "postgresql":
                 with transaction.atomic():  # a savepoint: a failed write leaves the caller's transaction usable
-                    self._write_postgresql(rows)
+                    self._write_postgresql(points)
             else:
                 with transaction.atomic(), connection.cursor() as cursor:
-                    self._write_values(cursor, rows, _rows(_newest_per_series(points)))
+                    self._write_values(cursor, _rows(points), _rows(_newest_per_series(points)))
         except OperationalError as exc:
             raise BackendUnavailable(str(exc)) from exc
 
@@ -123,38 +171,33 @@ class SQLBackend(TelemetryBackend):
 
     @cached_property
     def _batch_statement(self) -> str:
-        """Points, rollup markers and latest values of a batch in one statement: one round trip, atomic alone."""
-        points = self._insert_points(f"SELECT {COLUMNS} FROM batch ORDER BY ord")
+        """Points, rollup markers and latest values of a batch in one statement: one round trip, atomic alone.
+
+        ``ord`` keeps the order of the call, so of several points with one identity the first is kept.
+        The latest values and the minutes to mark are picked in Python: one pass over the points costs
+        less than PostgreSQL sorting and grouping the whole batch again (docs/performance.md).
+        """
+        points = self._insert_points(
+            f"SELECT {COLUMNS} FROM unnest({ARRAYS}) WITH ORDINALITY AS b ({COLUMNS}, ord) ORDER BY ord"
+        )
         markers = (
             f"INSERT INTO {sql_rollups.MARKERS} (device_id, measurement, bucket) "
-            f"SELECT DISTINCT device_id, measurement, ts / {MINUTE_MS} * {MINUTE_MS} FROM batch "
-            "WHERE value_float IS NOT NULL"
+            "SELECT * FROM unnest(%s::bigint[], %s::varchar[], %s::bigint[])"
         )
-        latest = self._upsert_latest(
-            f"SELECT DISTINCT ON (device_id, measurement) {COLUMNS} FROM batch "
-            "ORDER BY device_id, measurement, ts DESC, ord"
-        )
-        return f"{BATCH}, stored AS ({points}), marked AS ({markers}) {latest}"
+        latest = self._upsert_latest(f"SELECT * FROM unnest({ARRAYS})")
+        return f"WITH stored AS ({points}), marked AS ({markers}) {latest}"
 
-    def _write_postgresql(self, rows: list[tuple]) -> None:
+    def _write_postgresql(self, points: Sequence[Point]) -> None:
         """One statement with the batch as arrays: atomic by itself, so outside a transaction it needs no BEGIN/COMMIT.
 
         Measured against COPY into a staging table and three set statements, it is ~8x faster for one
         reading and still faster for 1,000 points (docs/performance.md). Server-side binding sends the
-        arrays as six parameters and lets PostgreSQL keep the plan.
+        arrays as parameters and lets PostgreSQL keep the plan.
         """
-        device_ids, measurements, stamps, types, floats, texts = zip(*rows, strict=True)
-        columns = [
-            _numbers(device_ids),
-            _texts(measurements),
-            _numbers(stamps),
-            _numbers(types),
-            _numbers(floats),
-            _texts(texts),
-        ]
+        params = [*_columns(points), *_minute_columns(points), *_columns(_newest_per_series(points))]
         connection.ensure_connection()
         with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(self._batch_statement, columns, prepare=True)
+            cursor.execute(self._batch_statement, params, prepare=True)
 
     def _write_values(self, cursor, rows: list[tuple], latest: list[tuple]) -> None:
         # SQLite allows 32,766 bound parameters per statement; six per row.
