@@ -29,7 +29,7 @@ BENCHMARKS = [
         "2",
     ],
     ["bench/pages.py"],
-    ["bench/ws.py"],
+    ["bench/ws.py", "--steps", "500,1000,1500,2000"],
     ["bench/chart_draw.py"],
     ["bench/browser_live.py", "--samples", "100", "--rate", "5"],
 ]
