@@ -82,6 +82,7 @@ def fresh_database(name: str) -> str:
 
     On PostgreSQL it is a copy of a migrated template (``CREATE DATABASE … TEMPLATE``, a second
     instead of a ``migrate`` of ten); the template is made once for each state of the migrations.
+    A checkpoint follows, so the pages a previous benchmark dirtied are not written during this one.
     """
     name = database_name(name)
     if postgres_available():
@@ -91,6 +92,7 @@ def fresh_database(name: str) -> str:
         with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            conn.execute("CHECKPOINT")
         return f"postgres://postgres@127.0.0.1:5432/{name}"
     path = ROOT / "var" / f"{name}.sqlite3"
     path.unlink(missing_ok=True)
