@@ -1,6 +1,5 @@
 """Device health follows what the device does: heard from → online; silent → stale, then offline."""
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -11,6 +10,7 @@ from django.utils import timezone
 from devices import health
 from devices.models import Device, HealthEvent
 from notifications.models import Notification
+from tests.integration.processes import wait_for
 
 Health = Device.Health
 
@@ -91,22 +91,27 @@ def redis_gates(settings, private_redis):
     return cache
 
 
+def _fresh_buffer(settings, monkeypatch, interval: float) -> None:
+    settings.LAST_SEEN_FLUSH_SECONDS = interval
+    monkeypatch.setattr(health, "_buffer_state", {"pid": None, "buffer": None})
+
+
 @pytest.fixture
 def buffered(settings, monkeypatch):
     """Telemetry's last-seen times go through a fresh SeenBuffer writing every 50 ms."""
-    settings.LAST_SEEN_FLUSH_SECONDS = 0.05
-    monkeypatch.setattr(health, "_buffer_state", {"pid": None, "buffer": None})
+    _fresh_buffer(settings, monkeypatch, 0.05)
     yield
     if (buffer := health._buffer_state["buffer"]) is not None:
         buffer.stop()
 
 
-def wait_for(condition, what: str, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout:.0f} s"
-        time.sleep(0.02)
-    return result
+@pytest.fixture
+def manual_buffer(settings, monkeypatch):
+    """A fresh SeenBuffer whose rounds the test drives itself (``flush()``)."""
+    _fresh_buffer(settings, monkeypatch, 3600)
+    buffer = health.seen_buffer()
+    yield buffer
+    buffer.stop()
 
 
 @pytest.mark.django_db(transaction=True)  # the buffer's thread has its own connection: it sees committed rows only
@@ -121,7 +126,7 @@ def test_buffered_last_seen_is_written_by_the_process_thread_and_brings_devices_
         current = [refreshed(keyed) for keyed in devices]
         return current if all(d.health == Health.ONLINE for d in current) else None
 
-    current = wait_for(all_online, "the buffered write")
+    current = wait_for(all_online, 10, "the buffered write", interval=0.02)
     assert all(d.last_seen is not None and d.health_reason == "telemetry" for d in current)
     assert [d.last_metadata for d in current] == [{}, {"slot": 1}, {"slot": 2}]
     assert HealthEvent.objects.filter(state="online").count() == 3
@@ -131,7 +136,7 @@ def test_buffered_last_seen_is_written_by_the_process_thread_and_brings_devices_
 @pytest.mark.django_db(transaction=True)
 def test_a_closed_gate_keeps_the_buffered_write_away(device, buffered, redis_gates):
     health.mark_seen(device.device, {"fw": "1.0"}, reason="telemetry")
-    first = wait_for(lambda: refreshed(device).last_seen, "the first write")
+    first = wait_for(lambda: refreshed(device).last_seen, 10, "the first write", interval=0.02)
     health.mark_seen(device.device, {"fw": "2.0"}, reason="telemetry")
     health.seen_buffer().flush()
     current = refreshed(device)
@@ -145,50 +150,38 @@ def test_a_closed_gate_keeps_the_buffered_write_away(device, buffered, redis_gat
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_failed_buffered_write_is_kept_for_the_next_round(device, settings, monkeypatch):
-    settings.LAST_SEEN_FLUSH_SECONDS = 3600  # the test drives the rounds itself
-    monkeypatch.setattr(health, "_buffer_state", {"pid": None, "buffer": None})
-    buffer = health.seen_buffer()
-    try:
-        health.mark_seen(device.device, {"fw": "1.0"}, reason="telemetry")
-        real = health.record_seen
+def test_a_failed_buffered_write_is_kept_for_the_next_round(device, manual_buffer, monkeypatch):
+    health.mark_seen(device.device, {"fw": "1.0"}, reason="telemetry")
+    real = health.record_seen
 
-        def unreachable(entries):
-            raise OperationalError("database unreachable")
+    def unreachable(entries):
+        raise OperationalError("database unreachable")
 
-        monkeypatch.setattr(health, "record_seen", unreachable)
-        with pytest.raises(OperationalError):
-            buffer.flush()
-        assert refreshed(device).last_seen is None
-        health.mark_seen(device.device, reason="telemetry")  # newer, without metadata: keeps the pending metadata
-        monkeypatch.setattr(health, "record_seen", real)
-        buffer.flush()
-        current = refreshed(device)
-        assert current.health == Health.ONLINE and current.last_metadata == {"fw": "1.0"}
-        assert buffer.pending == {}
-    finally:
-        buffer.stop()
+    monkeypatch.setattr(health, "record_seen", unreachable)
+    with pytest.raises(OperationalError):
+        manual_buffer.flush()
+    assert refreshed(device).last_seen is None
+    health.mark_seen(device.device, reason="telemetry")  # newer, without metadata: keeps the pending metadata
+    monkeypatch.setattr(health, "record_seen", real)
+    manual_buffer.flush()
+    current = refreshed(device)
+    assert current.health == Health.ONLINE and current.last_metadata == {"fw": "1.0"}
+    assert manual_buffer.pending == {} and manual_buffer.passed == {}
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_offline_message_handled_while_telemetry_waited_keeps_the_device_offline(device, settings, monkeypatch):
-    settings.LAST_SEEN_FLUSH_SECONDS = 3600  # the test drives the rounds itself
-    monkeypatch.setattr(health, "_buffer_state", {"pid": None, "buffer": None})
-    buffer = health.seen_buffer()
-    try:
-        health.mark_seen(device.device, reason="telemetry")
-        buffer.flush()
-        assert refreshed(device).health == Health.ONLINE
-        cache.delete(health.gate_key(device.pk))
-        health.mark_seen(device.device, reason="telemetry")  # heard from, then its last will arrives
-        health.transition(device.pk, Health.OFFLINE, "status/offline")
-        buffer.flush()
-        current = refreshed(device)
-        assert current.health == Health.OFFLINE and current.health_reason == "status/offline"
+def test_an_offline_message_handled_while_telemetry_waited_keeps_the_device_offline(device, manual_buffer):
+    health.mark_seen(device.device, reason="telemetry")
+    manual_buffer.flush()
+    assert refreshed(device).health == Health.ONLINE
+    cache.delete(health.gate_key(device.pk))
+    health.mark_seen(device.device, reason="telemetry")  # heard from, then its last will arrives
+    health.transition(device.pk, Health.OFFLINE, "status/offline")
+    manual_buffer.flush()
+    current = refreshed(device)
+    assert current.health == Health.OFFLINE and current.health_reason == "status/offline"
 
-        cache.delete(health.gate_key(device.pk))
-        health.mark_seen(device.device, reason="telemetry")  # heard from after it went offline: online again
-        buffer.flush()
-        assert refreshed(device).health == Health.ONLINE
-    finally:
-        buffer.stop()
+    cache.delete(health.gate_key(device.pk))
+    health.mark_seen(device.device, reason="telemetry")  # heard from after it went offline: online again
+    manual_buffer.flush()
+    assert refreshed(device).health == Health.ONLINE

@@ -1,20 +1,11 @@
 """Device-key lookups kept in each process's memory: used only while that process hears every key change."""
 
-import time
-
 import pytest
 import redis
 
 from devices import keys
 from devices.models import Device
-
-
-def wait_for(condition, what: str, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout:.0f} s"
-        time.sleep(0.02)
-    return result
+from tests.integration.processes import wait_for
 
 
 @pytest.fixture
@@ -60,13 +51,13 @@ def test_a_change_published_by_another_process_empties_this_processes_memory(dev
     shared = redis.Redis.from_url(private_redis.url)
     shared.delete(*shared.keys("*device-key:*"))  # as the other process's forget_key_hashes() does
     shared.publish(keys.CHANNEL, Device.objects.get(pk=device.pk).api_key_hash)
-    wait_for(lambda: keys.device_for_key(device.key).name == "renamed", "the published change")
+    wait_for(lambda: keys.device_for_key(device.key).name == "renamed", 10, "the published change", interval=0.02)
 
 
 def test_without_the_subscription_memory_is_not_trusted(device, local_keys, private_redis):
     assert keys.device_for_key(device.key).pk == device.pk
     redis.Redis.from_url(private_redis.url).shutdown(nosave=True)
-    wait_for(lambda: not local_keys.live, "noticing Redis is gone")
+    wait_for(lambda: not local_keys.live, 10, "noticing Redis is gone", interval=0.02)
     renamed_behind_the_caches(device, "renamed while Redis was away")
     assert keys.device_for_key(device.key).name == "renamed while Redis was away", "read from the database"
     Device.objects.filter(pk=device.pk).update(status=Device.Status.INACTIVE)
