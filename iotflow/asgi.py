@@ -5,6 +5,7 @@ page of one of ALLOWED_HOSTS (``AllowedHostsOriginValidator``): a session cookie
 a foreign site's page, does not open a socket.
 """
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -24,3 +25,9 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# The ws process lives long and holds thousands of sockets: the collector's full passes over everything
+# the application loaded stalled deliveries by tens of milliseconds. What is loaded by now stays for good;
+# young collections run less often (a broadcast to a thousand sockets allocates tens of thousands of objects).
+gc.freeze()
+gc.set_threshold(7_000, 10, 10)
