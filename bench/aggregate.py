@@ -32,8 +32,10 @@ from bench.services import (  # noqa: E402
     drop_database,
     fresh_database,
     make_devices,
+    p95,
     postgres_available,
     setup_django,
+    timed,
 )
 
 DATABASE = "iotflow_bench_aggregate"
@@ -210,19 +212,6 @@ def check(device_id: int, start: int, end: int, buckets: list) -> None:
     got = {bucket.ts: bucket.value for bucket in buckets}
     if got.keys() != expected.keys() or any(abs(got[ts] - expected[ts]) > 1e-9 for ts in got):
         raise RuntimeError(f"device {device_id}: the aggregate differs from the raw points' means")
-
-
-def timed(call, queries: int) -> list[float]:
-    samples = []
-    for _ in range(queries):
-        started = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
-
-
-def p95(samples: list[float]) -> float:
-    return statistics.quantiles(samples, n=20)[-1]
 
 
 def measure_backend(device_ids: list[int], queries: int) -> tuple[list[float], float]:

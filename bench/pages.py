@@ -12,12 +12,11 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.services import fresh_database  # noqa: E402
+from bench.services import fresh_database, p95, timed  # noqa: E402
 
 REQUESTS = int(os.environ.get("BENCH_PAGE_REQUESTS", "100"))
 WARMUP = 5
@@ -77,21 +76,6 @@ def seed():
     return user, device, dashboard, chart, count
 
 
-def timed(call, runs: int) -> list[float]:
-    for _ in range(WARMUP):
-        call()
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
-
-
-def p95(samples: list[float]) -> float:
-    return statistics.quantiles(samples, n=20)[-1]
-
-
 def get(client, url: str):
     def call():
         response = client.get(url)
@@ -115,13 +99,13 @@ def main() -> None:
     print(f"stored_points: {count}")
 
     figures = {
-        "device_page": timed(get(client, f"/devices/{device.pk}/"), REQUESTS),
-        "device_history_page": timed(get(client, f"/devices/{device.pk}/history?range=7d"), REQUESTS),
-        "dashboard_page": timed(get(client, f"/dashboards/{dashboard.pk}/"), REQUESTS),
-        "chart_data_7d": timed(get(client, f"/dashboards/charts/{chart.pk}/data"), REQUESTS),
+        "device_page": timed(get(client, f"/devices/{device.pk}/"), REQUESTS, WARMUP),
+        "device_history_page": timed(get(client, f"/devices/{device.pk}/history?range=7d"), REQUESTS, WARMUP),
+        "dashboard_page": timed(get(client, f"/dashboards/{dashboard.pk}/"), REQUESTS, WARMUP),
+        "chart_data_7d": timed(get(client, f"/dashboards/charts/{chart.pk}/data"), REQUESTS, WARMUP),
     }
     page, data = get(client, f"/dashboards/{dashboard.pk}/"), get(client, f"/dashboards/charts/{chart.pk}/data")
-    figures["dashboard_with_chart"] = timed(lambda: (page(), data()), REQUESTS)
+    figures["dashboard_with_chart"] = timed(lambda: (page(), data()), REQUESTS, WARMUP)
     body = data().json()
     print(f"chart_points_shipped: {sum(len(s['ts']) for s in body['series'])}")
     print(f"chart_json_bytes: {len(json.dumps(body))}")
@@ -130,7 +114,7 @@ def main() -> None:
         found = get_backend().history(device.pk, start=body["start"], end=body["end"], limit=count, descending=False)
         return json.dumps([[p.ts, p.value] for p in found])
 
-    figures["baseline_raw_7d"] = timed(raw, max(REQUESTS // 5, 5))
+    figures["baseline_raw_7d"] = timed(raw, max(REQUESTS // 5, 5), WARMUP)
     print(f"baseline_raw_json_bytes: {len(raw())}")
     for name, samples in figures.items():
         print(f"{name}_p50_ms: {statistics.median(samples):.1f}")

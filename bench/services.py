@@ -5,6 +5,7 @@ import hashlib
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,23 @@ def wait_listening(port: int, timeout: float = 10) -> None:
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listens on {port}")
+
+
+def timed(call, runs: int, warmup: int = 0) -> list[float]:
+    """Milliseconds of each of ``runs`` calls, after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        call()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def p95(samples: list[float], method: str = "exclusive") -> float:
+    """The 95th percentile (``statistics.quantiles``' ``method``: each figure keeps the one it was reported with)."""
+    return statistics.quantiles(samples, n=20, method=method)[-1]
 
 
 def setup_django(env: dict[str, str]) -> None:
