@@ -12,6 +12,7 @@ from telemetry.rollups import MINUTE_MS
 
 from . import sql_retention, sql_rollups
 from .base import BackendUnavailable, TelemetryBackend
+from .group_commit import GroupCommit
 
 COLUMNS = "device_id, measurement, ts, value_type, value_float, value_text"
 # A batch travels as arrays, one parameter each whatever its size: six for the points, three for the minutes
@@ -139,13 +140,15 @@ class SQLBackend(TelemetryBackend):
     def __init__(self) -> None:
         self.points_table = TelemetryPoint._meta.db_table
         self.latest_table = LatestValue._meta.db_table
+        # Writes outside a transaction commit with their statement: concurrent ones share it (group_commit.py).
+        self._group = GroupCommit(self._write_postgresql)
 
     def write(self, points: Sequence[Point]) -> None:
         if not points:
             return
         try:
             if connection.vendor == "postgresql" and not connection.in_atomic_block:
-                self._write_postgresql(points)
+                self._group.write(points)
             elif connection.vendor == "postgresql":
                 with transaction.atomic():  # a savepoint: a failed write leaves the caller's transaction usable
                     self._write_postgresql(points)
