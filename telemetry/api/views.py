@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import DatabaseError
+from django.http import HttpRequest
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication
@@ -58,8 +59,8 @@ def query_range(request: Request, default_span_ms: int) -> tuple[int, int]:
     return start, end
 
 
-def query_fields(request: Request, name: str = "fields") -> list[str] | None:
-    raw = request.query_params.get(name)
+def query_fields(request: Request | HttpRequest, name: str = "fields") -> list[str] | None:
+    raw = request.GET.get(name)  # DRF's query_params, also on a plain Django request
     if not raw:
         return None
     return [f.strip() for f in raw.split(",") if f.strip()] or None
@@ -89,15 +90,16 @@ class TelemetryIngestView(APIView):
             raise exceptions.ValidationError(exc.errors) from None
         except ingest.TooManyPoints as exc:
             raise PayloadTooLarge(str(exc)) from None
-        return Response(
-            {
-                "message": "Telemetry data stored successfully",
-                "device_id": device.pk,
-                "records": result.records,
-                "points": result.points,
-            },
-            status=201,
-        )
+        return Response(ingest_answer(device, result), status=201)
+
+
+def ingest_answer(device: Device, result: ingest.IngestResult) -> dict:
+    return {
+        "message": "Telemetry data stored successfully",
+        "device_id": device.pk,
+        "records": result.records,
+        "points": result.points,
+    }
 
 
 class ReadView(APIView):
@@ -180,15 +182,17 @@ class TelemetryLatestView(ReadView):
         device = device_for_request(request, device_id)
         # The backend keeps latest values apart from history (one indexed read), so no extra cache is needed.
         latest = backend_call(get_backend().latest, device.pk, query_fields(request))
-        newest = max((p.ts for p in latest.values()), default=None)
-        return Response(
-            {
-                "device_id": device.pk,
-                "device_name": device.name,
-                "timestamp": to_iso(newest) if newest is not None else None,
-                "data": {m: {"value": p.value, "timestamp": to_iso(p.ts)} for m, p in sorted(latest.items())},
-            }
-        )
+        return Response(latest_answer(device, latest))
+
+
+def latest_answer(device: Device, latest: dict[str, Point]) -> dict:
+    newest = max((p.ts for p in latest.values()), default=None)
+    return {
+        "device_id": device.pk,
+        "device_name": device.name,
+        "timestamp": to_iso(newest) if newest is not None else None,
+        "data": {m: {"value": p.value, "timestamp": to_iso(p.ts)} for m, p in sorted(latest.items())},
+    }
 
 
 class TelemetryAggregatedView(ReadView):
