@@ -8,12 +8,15 @@ which of the two answered shows in the response's class (DRF answers with its ``
 
 import json
 
+import psycopg
 import pytest
+from django.db import connection
 from rest_framework.response import Response
 
 from devices.models import Device
 from iotflow.throttling import RateThrottle
 from telemetry.backends import get_backend
+from tests.integration.processes import wait_for
 
 DRF_ONLY = "tests.telemetry.drf_only_urls"
 READING = {"data": {"temperature": 21.5, "online": True, "mode": "eco"}, "timestamp": 1751466600000}
@@ -144,3 +147,30 @@ def test_other_latest_reads_get_the_drf_answer(settings, device, other_device, a
         assert not answered_directly, case
         assert direct == reference, case
         assert direct[0] == status, (case, direct)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dead_database_connection_costs_a_latest_read_nothing(device):
+    """The direct read skips Django's per-request connection check; the view it hands over to reconnects."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs a PostgreSQL server connection to terminate; this run uses SQLite")
+    client = device.client()
+    assert post(client, READING)().status_code == 201
+    url = f"/api/v1/telemetry/{device.pk}/latest"
+    first = client.get(url)
+    assert first.status_code == 200 and not isinstance(first, Response)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    params = connection.get_connection_params()
+    with psycopg.connect(**{k: v for k, v in params.items() if k not in ("cursor_factory", "context")}) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    wait_for(lambda: not connection.is_usable(), 5, "the connection to be gone")
+
+    again = client.get(url)
+
+    assert again.status_code == 200, again.content
+    assert isinstance(again, Response)  # handed to the view, which reconnected
+    assert json.loads(again.content)["data"]["temperature"]["value"] == 21.5
+    third = client.get(url)
+    assert third.status_code == 200 and not isinstance(third, Response)
