@@ -8,7 +8,6 @@ seeing the same event record it once.
 import atexit
 import json
 import logging
-import os
 import threading
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -23,6 +22,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from iotflow.cache import OUTAGE_ERRORS
+from iotflow.per_process import PerProcess
 from notifications import live, notify
 
 from .models import Device, Health, HealthEvent
@@ -236,19 +236,12 @@ class SeenBuffer:
             log.warning("Last-seen times of %d devices not written yet", waiting, exc_info=True)
 
 
-_buffer_lock = threading.Lock()
-_buffer_state: dict[str, object] = {"pid": None, "buffer": None}
+_buffer = PerProcess(lambda: SeenBuffer(settings.LAST_SEEN_FLUSH_SECONDS))
 
 
 def seen_buffer() -> SeenBuffer:
     """This process's buffer, started on first use (and again in a forked child)."""
-    pid = os.getpid()
-    if _buffer_state["pid"] != pid:
-        with _buffer_lock:
-            if _buffer_state["pid"] != pid:
-                _buffer_state["buffer"] = SeenBuffer(settings.LAST_SEEN_FLUSH_SECONDS)
-                _buffer_state["pid"] = pid
-    return _buffer_state["buffer"]  # type: ignore[return-value]
+    return _buffer.get()
 
 
 def sweep(now=None) -> int:

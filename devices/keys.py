@@ -10,7 +10,6 @@ and the database as before, so a rotated key is refused everywhere as soon as it
 
 import copy
 import logging
-import os
 import threading
 import time
 
@@ -20,6 +19,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from accounts.models import hash_secret
+from iotflow.per_process import PerProcess
 
 from .models import Device
 
@@ -77,10 +77,9 @@ def _forget(hashes: list[str]) -> None:
     local = local_keys()
     if local is not None:
         local.forget(hashes)
-    url = settings.REDIS_URL
-    if url:
+    if settings.REDIS_URL:
         try:
-            _publisher(url).publish(CHANNEL, " ".join(hashes))
+            _publishers.get().publish(CHANNEL, " ".join(hashes))
         except (redis.RedisError, OSError):
             # Nobody can be subscribed without Redis: every process already bypasses its memory.
             log.warning("Could not publish a device key change", exc_info=True)
@@ -164,29 +163,24 @@ class LocalKeys:
         self._set_live(False)
 
 
-_state_lock = threading.Lock()
-_state: dict[str, object] = {"owner": None, "keys": None, "publisher": None}
+def _let_go(previous: LocalKeys) -> None:
+    if previous.thread.ident is not None:
+        previous.stopping.set()  # another Redis (settings changed): its thread ends on its own
+
+
+_local = PerProcess(
+    lambda: LocalKeys(settings.REDIS_URL, settings.API_KEY_CACHE_SECONDS),
+    key=lambda: settings.REDIS_URL,
+    replaced=_let_go,
+)
+_publishers = PerProcess(
+    lambda: redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1),
+    key=lambda: settings.REDIS_URL,
+)
 
 
 def local_keys() -> LocalKeys | None:
     """This process's in-memory lookups (started on first use, again in a forked child); None without Redis."""
-    url = settings.REDIS_URL
-    if not url or not settings.API_KEY_CACHE_SECONDS:
+    if not settings.REDIS_URL or not settings.API_KEY_CACHE_SECONDS:
         return None
-    owner = (os.getpid(), url)
-    if _state["owner"] != owner:
-        with _state_lock:
-            if _state["owner"] != owner:
-                if isinstance(previous := _state["keys"], LocalKeys) and previous.thread.ident is not None:
-                    previous.stopping.set()  # another Redis (settings changed): its thread ends on its own
-                _state["keys"] = LocalKeys(url, settings.API_KEY_CACHE_SECONDS)
-                _state["publisher"] = None
-                _state["owner"] = owner
-    return _state["keys"]  # type: ignore[return-value]
-
-
-def _publisher(url: str) -> redis.Redis:
-    publisher = _state.get("publisher")
-    if not isinstance(publisher, redis.Redis):
-        publisher = _state["publisher"] = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-    return publisher
+    return _local.get()

@@ -18,7 +18,6 @@ that was rolled back.
 import asyncio
 import json
 import logging
-import os
 import queue
 import threading
 from collections import defaultdict
@@ -33,6 +32,7 @@ from django.conf import settings
 from django.db import transaction
 from prometheus_client import Counter
 
+from iotflow.per_process import PerProcess
 from telemetry.timeparse import to_iso
 
 log = logging.getLogger(__name__)
@@ -262,22 +262,15 @@ async def _deliver_group(group: str, items: list[tuple]) -> None:
             log.warning("Live message to %s failed: %r", group, exc)
 
 
-_sender_lock = threading.Lock()
-_sender_state: dict[str, object] = {"pid": None, "sender": None}
+_senders = PerProcess(lambda: Sender(settings.LIVE_QUEUE_SIZE))
 
 
 def _sender() -> Sender:
     """This process's sender, started on first use (and again in a forked child)."""
-    pid = os.getpid()
-    if _sender_state["pid"] != pid:
-        with _sender_lock:
-            if _sender_state["pid"] != pid:
-                _sender_state["sender"] = Sender(settings.LIVE_QUEUE_SIZE)
-                _sender_state["pid"] = pid
-    return _sender_state["sender"]  # type: ignore[return-value]
+    return _senders.get()
 
 
 def wait_until_sent(timeout: float = 5.0) -> bool:
     """Whether everything queued so far reached the channel layer within ``timeout`` seconds."""
-    sender = _sender_state["sender"] if _sender_state["pid"] == os.getpid() else None
+    sender = _senders.peek()
     return True if sender is None else sender.wait_idle(timeout)

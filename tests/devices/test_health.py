@@ -93,7 +93,7 @@ def redis_gates(settings, private_redis):
 
 def _fresh_buffer(settings, monkeypatch, interval: float) -> None:
     settings.LAST_SEEN_FLUSH_SECONDS = interval
-    monkeypatch.setattr(health, "_buffer_state", {"pid": None, "buffer": None})
+    monkeypatch.setattr(health, "_buffer", health._buffer.fresh())
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def buffered(settings, monkeypatch):
     """Telemetry's last-seen times go through a fresh SeenBuffer writing every 50 ms."""
     _fresh_buffer(settings, monkeypatch, 0.05)
     yield
-    if (buffer := health._buffer_state["buffer"]) is not None:
+    if (buffer := health._buffer.peek()) is not None:
         buffer.stop()
 
 

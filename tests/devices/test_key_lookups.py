@@ -13,7 +13,8 @@ def local_keys(settings, private_redis, monkeypatch):
     """Lookups as servers make them: Redis as the shared cache, and this process's memory following changes."""
     settings.REDIS_URL = private_redis.url
     settings.CACHES = {"default": {"BACKEND": "iotflow.cache.TolerantRedisCache", "LOCATION": private_redis.url}}
-    monkeypatch.setattr(keys, "_state", {"owner": None, "keys": None, "publisher": None})
+    monkeypatch.setattr(keys, "_local", keys._local.fresh())
+    monkeypatch.setattr(keys, "_publishers", keys._publishers.fresh())
     local = keys.local_keys()
     assert local.subscribed.wait(10), "the process subscribes to key changes"
     yield local
