@@ -9,6 +9,10 @@ queue behind it, and the next head leads the next group. Every caller returns on
 points are committed, exactly as with a write of its own, so nothing acknowledged can be lost.
 With one caller at a time the leader writes its own points at once: no thread, no delay.
 
+Only small writes are grouped. A batch of hundreds of points already spreads its statement and
+commit over its points, and queued behind one another, batches would wait for each other's
+writes instead of overlapping them with the parsing of the next requests: it goes on its own.
+
 If a group's write fails, every caller of it writes its own points again by itself (the write
 is atomic, so the group left nothing behind, and idempotent): a caller's failure, a point of a
 device deleted meanwhile say, stays that caller's and reaches it as its own exception.
@@ -43,13 +47,17 @@ class _Caller:
 class GroupCommit:
     """Writes of concurrent callers through ``write`` (atomic, idempotent), grouped while one is in flight."""
 
-    def __init__(self, write: Callable[[Sequence[Point]], None], max_points: int = 10_000):
+    def __init__(self, write: Callable[[Sequence[Point]], None], small_points: int = 64, max_points: int = 1_000):
         self._write = write
+        self.small_points = small_points  # larger writes are not grouped
         self.max_points = max_points  # a group stops growing here (the leader's own points always go)
         self._queue: deque[_Caller] = deque()
         self._changed = threading.Condition()
 
     def write(self, points: Sequence[Point]) -> None:
+        if len(points) > self.small_points:
+            self._write(points)
+            return
         caller = _Caller(points)
         with self._changed:
             self._queue.append(caller)

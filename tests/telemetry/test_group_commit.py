@@ -150,3 +150,27 @@ def test_one_writer_at_a_time_writes_at_once_and_its_error_is_its_own(make_devic
     backend.write([Point(device.pk, "temperature", TS + 1, 21.0)])  # the queue is empty again
     assert backend.count(device.pk) == 2
     assert len(backend._group._queue) == 0
+
+
+def test_a_batch_does_not_wait_for_a_write_in_flight(make_device, alice):
+    held, other = make_device(alice, "held"), make_device(alice, "batch")
+    backend = get_backend()
+    backend.write([Point(held.pk, "temperature", TS, 20.0)])
+    holder = RowHolder(held.pk)
+    holder.start()
+    assert holder.locked.wait(10)
+    first = Writer([Point(held.pk, "temperature", TS + 1, 21.0)])
+    first.start()
+    wait_for(lambda: lock_waits() > 0, 10, "the first writer to wait for the locked row")
+    size = backend._group.small_points + 1
+    batch = Writer([Point(other.pk, "temperature", TS + i, float(i)) for i in range(size)])
+    batch.start()
+
+    batch.join(10)  # written beside the held write, not queued behind it
+    assert not batch.is_alive() and batch.error is None
+    assert backend.count(other.pk) == size
+    assert first.is_alive()
+    holder.release.set()
+    for thread in (first, holder):
+        thread.join(30)
+    assert first.error is None and backend.latest(held.pk)["temperature"].value == 21.0
