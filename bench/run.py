@@ -56,6 +56,20 @@ def run(script: list[str]) -> dict[str, float]:
     return figures
 
 
+def machine_probe_ms() -> float:
+    """Best of five timings of a fixed pure-Python loop: how fast this machine is during the run.
+
+    Not a figure with a target: the shared machine's speed moves between runs (other tenants),
+    and this line lets runs be compared with one another.
+    """
+    timings = []
+    for _ in range(5):
+        started = time.perf_counter()
+        sum(range(10_000_000))
+        timings.append((time.perf_counter() - started) * 1000)
+    return round(min(timings), 1)
+
+
 def main() -> None:
     os.environ.setdefault("BENCH_PAGE_REQUESTS", "50")  # bench/pages.py: 50 requests a page keep the run short
     parser = argparse.ArgumentParser(description=__doc__)
@@ -64,6 +78,9 @@ def main() -> None:
     collected: dict[str, list[float]] = {}
     started = time.monotonic()
     for _ in range(args.runs):
+        probe = machine_probe_ms()
+        print(f"machine_probe_ms: {probe}\n")
+        collected.setdefault("machine_probe_ms", []).append(probe)
         for script in BENCHMARKS:
             for name, value in run(script).items():
                 collected.setdefault(name, []).append(value)
