@@ -7,6 +7,7 @@ and ends with one line per figure, the median over the runs.
 import argparse
 import contextlib
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -70,6 +71,31 @@ def machine_probe_ms() -> float:
     return round(min(timings), 1)
 
 
+def machine_probe_roundtrip_us() -> float:
+    """Median of 2,000 one-byte round trips to a forked echo process over a socket pair, in µs.
+
+    The Python loop above misses what servers spend most on here: system calls and switches
+    between processes, which a busy host slows far more than arithmetic.
+    """
+    ours, theirs = socket.socketpair()
+    child = os.fork()
+    if child == 0:
+        ours.close()
+        while byte := theirs.recv(1):
+            theirs.sendall(byte)
+        os._exit(0)
+    theirs.close()
+    samples = []
+    for _ in range(2_000):
+        started = time.perf_counter()
+        ours.sendall(b"x")
+        ours.recv(1)
+        samples.append((time.perf_counter() - started) * 1e6)
+    ours.close()
+    os.waitpid(child, 0)
+    return round(statistics.median(samples), 1)
+
+
 def main() -> None:
     os.environ.setdefault("BENCH_PAGE_REQUESTS", "50")  # bench/pages.py: 50 requests a page keep the run short
     parser = argparse.ArgumentParser(description=__doc__)
@@ -78,9 +104,12 @@ def main() -> None:
     collected: dict[str, list[float]] = {}
     started = time.monotonic()
     for _ in range(args.runs):
-        probe = machine_probe_ms()
-        print(f"machine_probe_ms: {probe}\n")
-        collected.setdefault("machine_probe_ms", []).append(probe)
+        probes = (("machine_probe_ms", machine_probe_ms), ("machine_roundtrip_us", machine_probe_roundtrip_us))
+        for name, probe in probes:
+            value = probe()
+            print(f"{name}: {value}")
+            collected.setdefault(name, []).append(value)
+        print()
         for script in BENCHMARKS:
             for name, value in run(script).items():
                 collected.setdefault(name, []).append(value)
