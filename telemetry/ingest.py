@@ -331,6 +331,11 @@ def ingest(device: Device, payload: Any, transport: str = "http") -> IngestResul
     except (InvalidTelemetry, TooManyPoints):
         RECORDS_REJECTED.labels(transport).inc()
         raise
+    return accept(device, points, records, metadata, transport)
+
+
+def accept(device: Device, points: Sequence[Point], records: int, metadata: dict, transport: str) -> IngestResult:
+    """Store a device's validated points (``normalise``'s result) and record that it was heard from."""
     store(points, transport)
     health.mark_seen(device, metadata, reason="telemetry")
     return IngestResult(records=records, points=len(points), metadata=metadata)

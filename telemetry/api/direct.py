@@ -16,14 +16,12 @@ import json
 from collections.abc import Callable
 from types import SimpleNamespace
 
-from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_vary_headers
 from rest_framework.renderers import JSONRenderer
 
-from devices import health
 from devices.authentication import HEADER
 from devices.keys import device_for_key
 from devices.models import Device
@@ -105,14 +103,12 @@ def post_reading(request: HttpRequest) -> HttpResponse | None:
         return None
     except (BackendUnavailable, DatabaseError):
         return None  # the measurement limit's read failed: the view's own attempt answers 503
-    if settings.RATE_LIMITS_ENABLED and not TelemetryThrottle().allow_request(SimpleNamespace(auth=device), None):
+    if not TelemetryThrottle().allow_request(SimpleNamespace(auth=device), None):
         return None  # refused without being counted: the view counts nothing either and answers 429
     try:
-        ingest.store(points, "http")
+        result = ingest.accept(device, points, records, metadata, "http")
     except (BackendUnavailable, DatabaseError):
         return None  # the view tries once more (the write is idempotent) and answers 503 as it always has
-    health.mark_seen(device, metadata, reason="telemetry")
-    result = ingest.IngestResult(records=records, points=len(points), metadata=metadata)
     return json_answer(ingest_answer(device, result), 201, TelemetryIngestView)
 
 
