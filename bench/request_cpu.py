@@ -6,7 +6,10 @@ turn after two warm-up posts each. CPU is the process's (background threads incl
 calling thread's alone, per request: a profile of what the web process spends, free of the load
 generator and of the machine's noise that throughput figures carry.
 
-    .venv/bin/python bench/request_cpu.py [--requests 3000] [--devices 1000]
+    .venv/bin/python bench/request_cpu.py [--requests 3000] [--devices 1000] [--threads]
+
+``--threads`` adds each thread's CPU per request (from /proc/self/task): the request thread
+and the process's background threads (live sender, last-seen buffer, key subscription).
 """
 
 import argparse
@@ -14,6 +17,7 @@ import io
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -28,6 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=3000, help="timed requests of each kind")
     parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--threads", action="store_true", help="each thread's CPU per request too")
     args = parser.parse_args()
     with private_redis() as redis_url:
         env = server_env(fresh_database("iotflow_bench_request_cpu"), redis_url)
@@ -77,12 +82,29 @@ def main() -> None:
             hello(n)
         print(f"{'request':<10} {'process CPU ms':>15} {'thread CPU ms':>15} {'wall ms':>10}")
         for name, request in (("hello", hello), ("ingest", ingest), ("latest", latest)):
+            by_thread = thread_cpu_seconds()
             cpu, thread, wall = time.process_time(), time.thread_time(), time.perf_counter()
             for n in range(args.requests):
                 request(n)
             per = [(time.process_time() - cpu), (time.thread_time() - thread), (time.perf_counter() - wall)]
             print(f"{name:<10} {per[0] / args.requests * 1000:>15.3f} {per[1] / args.requests * 1000:>15.3f} "
                   f"{per[2] / args.requests * 1000:>10.3f}")  # fmt: skip
+            if args.threads:
+                for thread_name, seconds in thread_cpu_seconds().items():
+                    used = (seconds - by_thread.get(thread_name, 0.0)) / args.requests * 1000
+                    print(f"  {thread_name:<20} {used:>11.3f} ms")
+
+
+def thread_cpu_seconds() -> dict[str, float]:
+    """CPU seconds so far of each live thread of this process, by thread name."""
+    found = {}
+    for thread in threading.enumerate():
+        try:
+            fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        found[thread.name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
 
 
 if __name__ == "__main__":

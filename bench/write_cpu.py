@@ -1,0 +1,73 @@
+"""CPU per reading of the PostgreSQL telemetry write, readings written 1, 4 or 8 to a statement.
+
+What group commit buys: the same readings through ``get_backend().write`` on one connection,
+alone or several to a statement, with the PostgreSQL backend's CPU (from /proc) and this
+process's per reading, and the wall time per statement, on a fresh database.
+
+    .venv/bin/python bench/write_cpu.py [--readings 4000] [--rounds 2]
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.http_ingest import server_env  # noqa: E402
+from bench.services import fresh_database, make_devices, postgres_available, private_redis  # noqa: E402
+
+DEVICES = 1000
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--readings", type=int, default=4000, help="readings written for each statement size")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    if not postgres_available():
+        raise SystemExit("bench/write_cpu.py needs PostgreSQL on 127.0.0.1:5432")
+    with private_redis() as redis_url:
+        os.environ.update({**server_env(fresh_database("iotflow_bench_write_cpu"), redis_url)})
+        os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+        import django
+
+        django.setup()
+        from django.db import connection
+
+        from telemetry.backends import get_backend
+        from telemetry.points import Point
+
+        device_ids = [pk for pk, _ in make_devices("bench-write", DEVICES)]
+        backend = get_backend()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backend_pid = cursor.fetchone()[0]
+        base = int(time.time() * 1000) - 86_400_000
+        print(f"{'per statement':<14} {'PostgreSQL ms':>14} {'client ms':>10} {'wall ms/statement':>18}")
+        for round_ in range(args.rounds):
+            for size in (1, 4, 8):
+                statements = args.readings // size
+                ts = base + (round_ * 10 + size) * 10**6
+                pg, client, wall = cpu_seconds(backend_pid), time.process_time(), time.perf_counter()
+                for i in range(statements):
+                    backend.write(
+                        [Point(device_ids[(i * size + j) % DEVICES], "temperature", ts + i, 21.5) for j in range(size)]
+                    )
+                readings = statements * size
+                print(
+                    f"{size:<14} {(cpu_seconds(backend_pid) - pg) / readings * 1000:>14.3f} "
+                    f"{(time.process_time() - client) / readings * 1000:>10.3f} "
+                    f"{(time.perf_counter() - wall) / statements * 1000:>18.3f}"
+                )
+
+
+if __name__ == "__main__":
+    main()
