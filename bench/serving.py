@@ -1,7 +1,8 @@
 """Serving layouts side by side: the same hello view and single-reading POST under each, the same wrk load.
 
 Layouts (bench/web.py): gunicorn with deploy/gunicorn.conf.py as sync workers (2 and 4) and as
-threaded workers (gthread: 2×4, 2×8, 4×4), and daphne, the ws process (one process, ASGI; Django's
+gunicorn's threaded workers (gthread: 2×4, 2×8, 4×4), IoTFlow's balanced threaded worker (2×4, the
+product's layout), and daphne, the ws process (one process, ASGI; Django's
 sync views run in its thread pool). Each layout serves ``/bench/hello`` (a bare JSON view) and
 ``POST /api/v1/telemetry`` (one reading, the next of 200 devices) to wrk with 8 connections.
 The layouts are visited twice, forwards then backwards, and each figure is the mean of its two

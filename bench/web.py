@@ -21,14 +21,16 @@ BIN = Path(sys.executable).parent
 
 # How each server is started. ``gunicorn`` is the web process of deploy/Procfile.template (deploy/gunicorn.conf.py,
 # whose workers and threads follow WEB_CONCURRENCY and GUNICORN_THREADS); the others are the serving layouts
-# bench/serving.py compares with it. ``daphne`` is the ws process.
+# bench/serving.py compares with it: ``gthread`` is gunicorn's own threaded worker, ``balanced`` the product's
+# (iotflow/gunicorn_worker.py). ``daphne`` is the ws process.
 LAYOUTS: dict[str, dict[str, str]] = {
     "gunicorn": {},
     "gunicorn-sync-2": {"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "1"},
     "gunicorn-sync-4": {"WEB_CONCURRENCY": "4", "GUNICORN_THREADS": "1"},
-    "gunicorn-gthread-2x4": {"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4"},
-    "gunicorn-gthread-2x8": {"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "8"},
-    "gunicorn-gthread-4x4": {"WEB_CONCURRENCY": "4", "GUNICORN_THREADS": "4"},
+    "gunicorn-gthread-2x4": {"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4", "GUNICORN_WORKER_CLASS": "gthread"},
+    "gunicorn-gthread-2x8": {"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "8", "GUNICORN_WORKER_CLASS": "gthread"},
+    "gunicorn-gthread-4x4": {"WEB_CONCURRENCY": "4", "GUNICORN_THREADS": "4", "GUNICORN_WORKER_CLASS": "gthread"},
+    "gunicorn-balanced-2x4": {"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4"},
     "daphne": {},
 }
 

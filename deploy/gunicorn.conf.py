@@ -7,6 +7,11 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Threads overlap each request's database and Redis waits: 2 workers × 4 threads served both a bare view and
 # single-reading ingest faster than 2 or 4 sync workers (docs/performance.md, Serving layout).
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# gthread, except that a worker with every thread busy leaves new connections to the others
+# (iotflow/gunicorn_worker.py); one thread per worker gives sync workers, as in gunicorn.
+worker_class = os.environ.get(
+    "GUNICORN_WORKER_CLASS", "iotflow.gunicorn_worker.BalancedThreadWorker" if threads > 1 else "sync"
+)
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", None)
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
