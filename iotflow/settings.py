@@ -204,6 +204,7 @@ if CHANNEL_LAYER_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 LIVE_QUEUE_SIZE = env_int("LIVE_QUEUE_SIZE", 10_000)
+LIVE_SEND_INTERVAL_MS = env_int("LIVE_SEND_INTERVAL_MS", 10)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -7,7 +7,11 @@ per process drains over a long-lived Redis connection, so the caller never waits
 and a slow or absent Redis costs it nothing: when the queue is full, messages are dropped
 and counted. With the Redis pub/sub layer the thread publishes each drained batch in one
 pipelined round trip, exactly as the layer's ``group_send`` would; other layers get their
-own ``group_send`` on the thread's event loop. With the in-memory layer, which only reaches
+own ``group_send`` on the thread's event loop. The thread sends at most once per
+``LIVE_SEND_INTERVAL_MS``: a message after a quiet moment goes at once, and under load what
+arrives meanwhile waits for the interval to end and goes in the same round, so a web process
+serving hundreds of readings a second wakes the thread and Redis a hundred times a second at
+most, not once per reading. With the in-memory layer, which only reaches
 sockets of the same process, the message is sent inline. Live delivery is best effort:
 every message describes state that is also saved, and a page that reconnects reloads it.
 
@@ -20,6 +24,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
@@ -30,7 +35,7 @@ from channels_redis.pubsub import RedisPubSubChannelLayer
 from channels_redis.utils import _consistent_hash, decode_hosts
 from django.conf import settings
 from django.db import transaction
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from iotflow.per_process import PerProcess
 from telemetry.timeparse import to_iso
@@ -38,6 +43,11 @@ from telemetry.timeparse import to_iso
 log = logging.getLogger(__name__)
 
 LIVE_MESSAGES = Counter("iotflow_live_messages_total", "Live messages for WebSockets.", ["result"])
+LIVE_ROUNDS = Histogram(
+    "iotflow_live_send_round_messages",
+    "Live messages the sender thread handed to the channel layer in one round.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1000),
+)
 
 HANDLER = "live.message"  # the type of a live group message, which notifications/relay.py writes to sockets
 SEND_TIMEOUT_SECONDS = 5.0
@@ -144,9 +154,13 @@ def _send_inline(layer, group: str, envelope: dict) -> None:
 
 
 class Sender:
-    """One thread per process that drains queued messages to the channel layer over its own event loop."""
+    """One thread per process that drains queued messages to the channel layer over its own event loop.
 
-    def __init__(self, size: int):
+    A round starts no sooner than ``interval`` seconds after the previous one ended.
+    """
+
+    def __init__(self, size: int, interval: float = 0.0):
+        self.interval = interval
         self.queue: queue.Queue = queue.Queue(maxsize=size)
         self.unfinished = 0
         self.done = threading.Condition()
@@ -177,8 +191,12 @@ class Sender:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         publishers: dict[int, PubSubPublisher | None] = {}
+        last_round = -self.interval
         while True:
             batch = [self.queue.get()]
+            wait = last_round + self.interval - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)  # under load: what arrives meanwhile goes in this round
             while len(batch) < DRAIN_LIMIT:
                 try:
                     batch.append(self.queue.get_nowait())
@@ -199,6 +217,8 @@ class Sender:
                         loop.run_until_complete(_deliver(items))
             except Exception:  # never let the thread die: the next messages may well get through
                 log.warning("Live delivery of %d messages failed", len(batch), exc_info=True)
+            LIVE_ROUNDS.observe(len(batch))
+            last_round = time.monotonic()
             self._finished(len(batch))
 
 
@@ -262,7 +282,7 @@ async def _deliver_group(group: str, items: list[tuple]) -> None:
             log.warning("Live message to %s failed: %r", group, exc)
 
 
-_senders = PerProcess(lambda: Sender(settings.LIVE_QUEUE_SIZE))
+_senders = PerProcess(lambda: Sender(settings.LIVE_QUEUE_SIZE, settings.LIVE_SEND_INTERVAL_MS / 1000))
 
 
 def _sender() -> Sender:
