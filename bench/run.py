@@ -25,7 +25,8 @@ BENCHMARKS = [
     [
         "bench/serving.py",
         "--layouts",
-        "gunicorn-sync-2,gunicorn-gthread-2x4,daphne",  # the layout before, the chosen one, the ws process
+        # sync workers (the first layout), gunicorn's gthread, the product's balanced gthread, the ws process
+        "gunicorn-sync-2,gunicorn-gthread-2x4,gunicorn-balanced-2x4,daphne",
         "--seconds",
         "2",
     ],
