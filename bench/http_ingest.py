@@ -14,16 +14,22 @@ its baseline so both see the same machine at the same moment:
 - ``latest_p99_ms``: p99 of ``GET /api/v1/telemetry/{id}/latest`` under concurrent load,
   cycling through every device's key.
 
+Beside the single-reading ratio it prints the machine's CPU per request of each kind (the web
+workers', PostgreSQL's, Redis's and wrk's, from /proc), since at saturation the ratio is the
+inverse ratio of these totals: ``http_ingest_cpu_ms`` and ``http_hello_cpu_ms``.
+
     .venv/bin/python bench/http_ingest.py [--seconds 5] [--rounds 3] [--devices 1000]
 """
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,6 +67,27 @@ def stored_points() -> int:
     return get_backend().count()
 
 
+ROLES = {"gunicorn": "web", "postgres": "PostgreSQL", "redis-server": "Redis"}
+
+
+def cpu_by_role() -> dict[str, float]:
+    """CPU seconds so far of the processes of each role on the machine (web workers, PostgreSQL, Redis)."""
+    found: dict[str, float] = defaultdict(float)
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        program = " ".join(part.decode(errors="replace") for part in command[:2])
+        for marker, role in ROLES.items():
+            if marker in program:
+                found[role] += (int(fields[11]) + int(fields[12])) / tick
+                break
+    return found
+
+
 class Runner:
     """wrk against one server, every run with its own span of timestamps."""
 
@@ -71,11 +98,18 @@ class Runner:
         self.connections = connections
         self.next_base_ts = int(time.time() * 1000) - 3 * DAY_MS
         self.offset = 0
+        # script -> role -> CPU seconds, and "requests": what the machine spent on each script's runs
+        self.cpu: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+
+    def cpu_per_request_ms(self, script: str) -> dict[str, float]:
+        spent = self.cpu[script]
+        return {role: seconds / spent["requests"] * 1000 for role, seconds in spent.items() if role != "requests"}
 
     def run(self, script: str, *, seconds: float | None = None, connections: int | None = None, **env):
         base_ts = self.next_base_ts
         if script != "hello.lua" and not script.endswith("_get.lua"):
             self.next_base_ts += RUN_SPAN_MS  # reads leave the timeline alone: it must not run into the future
+        before, wrk_before = cpu_by_role(), resource.getrusage(resource.RUSAGE_CHILDREN)
         result = wrk.run(
             self.base_url,
             script,
@@ -88,6 +122,12 @@ class Runner:
                 **env,
             },
         )
+        wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        spent = self.cpu[script]
+        for role, seconds in cpu_by_role().items():
+            spent[role] += seconds - before.get(role, 0.0)
+        spent["wrk"] += wrk_after.ru_utime + wrk_after.ru_stime - wrk_before.ru_utime - wrk_before.ru_stime
+        spent["requests"] += result.requests
         self.offset += result.requests
         if result.errors:
             raise RuntimeError(f"{script}: {result.errors} failed requests of {result.requests}")
@@ -125,13 +165,15 @@ def measure_single(runner: Runner, rounds: int) -> dict:
         sent.append(result.requests)
         return result.per_second
 
+    runner.cpu.clear()  # from here on: the measured runs only
     pairs = beside_hello(runner, rounds, one)
+    cpu = {"POST": runner.cpu_per_request_ms("telemetry_post.lua"), "hello": runner.cpu_per_request_ms("hello.lua")}
     time.sleep(0.5)  # requests still in flight when wrk stopped
     stored = stored_points() - before
     # wrk counts answered requests; up to one per connection may be cut off at the end of a run, yet stored.
     if not sum(sent) <= stored <= sum(sent) + runner.connections * rounds:
         raise RuntimeError(f"single readings: {sum(sent)} answered 201 but {stored} points stored")
-    return {"pairs": pairs, "answered": sum(sent), "stored": stored}
+    return {"pairs": pairs, "answered": sum(sent), "stored": stored, "cpu": cpu}
 
 
 def copy_rows(db_url: str, rows: list[tuple], batch: int, connections: int) -> float:
@@ -223,9 +265,14 @@ def report_single(single: dict) -> None:
     for figure, hello in single["pairs"]:
         print(f"{'POST /telemetry, 1 reading (req/s)':<44}{figure:>12,.0f}   hello {hello:,.0f}")
     print(f"{'single readings answered 201 / stored':<44}{single['answered']:>12,} / {single['stored']:,}")
+    for kind, spent in single["cpu"].items():
+        parts = ", ".join(f"{role} {ms:.2f}" for role, ms in sorted(spent.items(), key=lambda item: -item[1]))
+        print(f"{'CPU per request, ' + kind + ' (ms)':<44}{sum(spent.values()):>12.2f}   {parts}")
     print(f"http_hello_per_s: {statistics.median(h for _, h in single['pairs']):.0f}")
     print(f"http_ingest_per_s: {statistics.median(f for f, _ in single['pairs']):.0f}")
     print(f"http_ingest_vs_hello: {ratio_of(single['pairs']):.2f}")
+    print(f"http_ingest_cpu_ms: {sum(single['cpu']['POST'].values()):.2f}")
+    print(f"http_hello_cpu_ms: {sum(single['cpu']['hello'].values()):.2f}")
 
 
 def report_batch(batch: dict) -> None:

@@ -125,6 +125,11 @@ def _newest_per_series(points: Sequence[Point]) -> list[Point]:
     return [newest[key] for key in sorted(newest)]
 
 
+def batch_parameters(points: Sequence[Point]) -> list[str]:
+    """The parameters of ``SQLBackend._batch_statement`` for ``points``: their columns, minutes, latest values."""
+    return [*_columns(points), *_minute_columns(points), *_columns(_newest_per_series(points))]
+
+
 def _minute_columns(points: Sequence[Point]) -> list[str]:
     """The minutes of numeric points (``sql_rollups.marker_keys``) as three array literals."""
     keys = {(p.device_id, p.measurement, p.ts // MINUTE_MS * MINUTE_MS) for p in points if isinstance(p.value, NUMBERS)}
@@ -197,7 +202,7 @@ class SQLBackend(TelemetryBackend):
         reading and still faster for 1,000 points (docs/performance.md). Server-side binding sends the
         arrays as parameters and lets PostgreSQL keep the plan.
         """
-        params = [*_columns(points), *_minute_columns(points), *_columns(_newest_per_series(points))]
+        params = batch_parameters(points)
         connection.ensure_connection()
         with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(self._batch_statement, params, prepare=True)
