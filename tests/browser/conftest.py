@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -33,6 +34,9 @@ def page(live_server, transactional_db, monkeypatch) -> Iterator:
         try:
             yield context.new_page()
         finally:
+            # With the loop running, Django keeps this thread's connections in the loop's context rather than
+            # the thread's: closed here, or the test database is left with a session when the suite drops it.
+            connections.close_all()
             context.close()
             browser.close()
 
