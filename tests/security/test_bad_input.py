@@ -5,6 +5,7 @@ handler); MQTT payloads go through the consumer's batch function, as the worker 
 every test ``/health`` must still answer 200, and no bad request may leave a row or a point behind.
 """
 
+import datetime
 import json
 import logging
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ from rest_framework.test import APIClient
 from dashboards.models import Dashboard
 from devices import commands
 from devices.models import Command, Device, DeviceConfiguration, DeviceGroup, Schedule
-from notifications.models import AlertRule
+from notifications.delivery import notify
+from notifications.models import AlertRule, Notification
 from telemetry import ingest
 from telemetry.backends import get_backend
 from telemetry.mqtt import Incoming, process_batch
@@ -449,6 +451,31 @@ def test_query_values_out_of_the_database_s_range_are_not_server_errors(transact
 
     assert response.status_code in (200, 400), response.content[:300]
     assert response["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.parametrize(
+    ("instant", "status"),
+    [
+        ("2026-07-01T03:15:00-20:45", 200),  # beyond PostgreSQL's offsets, a plain instant in UTC
+        ("2026-07-01T03:15:00+23:59", 200),
+        ("9999-12-31T23:59:59-23:59", 400),  # after the year 9999 in UTC
+        ("0001-01-01T00:00:00+00:01", 400),  # before the year 1 in UTC
+    ],
+)
+def test_date_time_filters_take_any_iso_offset_as_its_utc_instant(transactional_db, world, alice, instant, status):
+    notify(alice, "info", "A notification to find")
+    created = Notification.objects.get(user=alice).created_at
+
+    after = world.clients["user"].get("/api/v1/notifications", {"created_after": instant})
+    before = world.clients["user"].get("/api/v1/notifications", {"created_before": instant})
+
+    assert (after.status_code, before.status_code) == (status, status), after.content[:300]
+    if status == 200:
+        moment = datetime.datetime.fromisoformat(instant)
+        assert len(after.json()["results"]) == int(created >= moment)
+        assert len(before.json()["results"]) == int(created < moment)
+    else:
+        assert "created_after" in after.json()["errors"]
 
 
 # --- MQTT ------------------------------------------------------------------------------------------
