@@ -3,11 +3,12 @@
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -137,82 +138,95 @@ def admin_client_api(staff) -> APIClient:
     return token_client(staff, "admin")
 
 
-@dataclass
-class PrivateBroker:
-    """A Mosquitto of the test's own, on a free port, with IoTFlow's config and seeded accounts."""
-
-    host: str
-    port: int
-    admin_username: str
-    admin_password: str
-    platform_username: str
-    platform_password: str
-    data_dir: Path
-
-    def accounts(self, timeout: float = 5.0) -> BrokerAccounts:
-        """An admin connection; use it as a context manager."""
-        return BrokerAccounts(self.host, self.port, self.admin_username, self.admin_password, timeout=timeout)
-
-
 def _free_port(host: str) -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
 
 
-def _wait_until_listening(broker: PrivateBroker, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"mosquitto exited with {process.returncode}:\n{log.read_text()}")
+@dataclass
+class PrivateBroker:
+    """A Mosquitto of the test's own, on a free port, with IoTFlow's config and seeded accounts.
+
+    ``configure`` writes the configuration and accounts into ``data_dir``; ``start`` and ``stop``
+    may be called again, and the broker keeps its state (persistence, accounts) between them.
+    """
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = field(default_factory=lambda: _free_port("127.0.0.1"))
+    admin_username: str = "iotflow-admin"
+    admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    platform_username: str = "iotflow-platform"
+    platform_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    process: subprocess.Popen | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "mosquitto.log"
+
+    def configure(self, extra_config: str = "") -> None:
+        """IoTFlow's rendered configuration (plus ``extra_config``) and seeded accounts; skips without Mosquitto."""
+        binary = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+        if not binary:
+            pytest.skip("mosquitto is not installed")
         try:
-            socket.create_connection((broker.host, broker.port), timeout=0.2).close()
+            plugin = find_dynsec_plugin()
+        except BrokerError as exc:
+            pytest.skip(str(exc))
+        self.binary = binary
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config_text = render_config(self.port, self.data_dir, bind_address=self.host, plugin_path=plugin)
+        (self.data_dir / "mosquitto.conf").write_text(self.config_text + extra_config)
+        accounts = initial_dynsec_config(
+            self.admin_username, self.admin_password, self.platform_username, self.platform_password
+        )
+        write_dynsec_config(self.data_dir / DYNSEC_FILE_NAME, accounts)
+
+    def start(self, timeout: float = 10.0) -> None:
+        with self.log_path.open("a") as log:
+            self.process = subprocess.Popen(
+                [self.binary, "-c", str(self.data_dir / "mosquitto.conf")], stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"mosquitto exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.02)
+        pytest.fail(f"mosquitto did not listen on {self.port} within {timeout}s:\n{self.log_tail()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        if self.process is None or self.process.poll() is not None:
             return
-        except OSError:
-            time.sleep(0.02)
-    pytest.fail(f"mosquitto did not listen on {broker.port} within 5s:\n{log.read_text()}")
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def accounts(self, timeout: float = 5.0) -> BrokerAccounts:
+        """An admin connection; use it as a context manager."""
+        return BrokerAccounts(self.host, self.port, self.admin_username, self.admin_password, timeout=timeout)
+
+    def log_tail(self, size: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-size:] if self.log_path.exists() else ""
 
 
 @pytest.fixture
 def private_broker(tmp_path) -> Iterator[PrivateBroker]:
     """Start a private Mosquitto with the dynamic-security plugin; stop it after the test."""
-    binary = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
-    if not binary:
-        pytest.skip("mosquitto is not installed")
+    broker = PrivateBroker(tmp_path / "broker")
+    broker.configure()
+    broker.start()
     try:
-        plugin = find_dynsec_plugin()
-    except BrokerError as exc:
-        pytest.skip(str(exc))
-    host = "127.0.0.1"
-    broker = PrivateBroker(
-        host=host,
-        port=_free_port(host),
-        admin_username="iotflow-admin",
-        admin_password=secrets.token_urlsafe(12),
-        platform_username="iotflow-platform",
-        platform_password=secrets.token_urlsafe(12),
-        data_dir=tmp_path / "broker",
-    )
-    broker.data_dir.mkdir()
-    config = broker.data_dir / "mosquitto.conf"
-    config.write_text(render_config(broker.port, broker.data_dir, bind_address=host, plugin_path=plugin))
-    accounts = initial_dynsec_config(
-        broker.admin_username, broker.admin_password, broker.platform_username, broker.platform_password
-    )
-    write_dynsec_config(broker.data_dir / DYNSEC_FILE_NAME, accounts)
-    log = broker.data_dir / "mosquitto.log"
-    with log.open("w") as output:
-        process = subprocess.Popen([binary, "-c", str(config)], stdout=output, stderr=subprocess.STDOUT)
-    try:
-        _wait_until_listening(broker, process, log)
         yield broker
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        broker.stop(timeout=5)
 
 
 @pytest.fixture(autouse=True)

@@ -7,33 +7,18 @@ sensor records which messages the broker acknowledged (PUBACK) and when.
 
 import json
 import re
-import secrets
-import shutil
-import signal
-import socket
-import subprocess
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devices.broker import (
-    DYNSEC_FILE_NAME,
-    BrokerAccounts,
-    BrokerError,
-    find_dynsec_plugin,
-    initial_dynsec_config,
-    render_config,
-    write_dynsec_config,
-)
 from devices.models import Device, mqtt_password_for
 from telemetry.models import TelemetryPoint
+from tests.conftest import PrivateBroker
 
 BASE_TS = 1_751_000_000_000
 # Debug logging names every PUBLISH the broker sends, with its DUP flag: redeliveries become countable.
@@ -42,87 +27,21 @@ SENSOR_RESEND = re.compile(r"Received PUBLISH from device-\d+ \(d1")
 PROBE_TS = BASE_TS + 100_000_000  # probes use their own timestamps, far from the numbered messages
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
-
-
-@dataclass
-class Broker:
-    """IoTFlow's Mosquitto configuration on a fixed port and data directory, restartable with its state."""
-
-    data_dir: Path
-    host: str = "127.0.0.1"
-    port: int = field(default_factory=free_port)
-    admin_username: str = "iotflow-admin"
-    admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
-    platform_username: str = "iotflow-platform"
-    platform_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
-    process: subprocess.Popen | None = None
-
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir / "mosquitto.log"
+class Broker(PrivateBroker):
+    """IoTFlow's Mosquitto configuration with debug logging, restartable with its state."""
 
     @property
     def persistence_file(self) -> Path:
         return self.data_dir / "mosquitto.db"
 
-    def configure(self) -> None:
-        binary = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
-        if not binary:
-            pytest.skip("mosquitto is not installed")
-        try:
-            plugin = find_dynsec_plugin()
-        except BrokerError as exc:
-            pytest.skip(str(exc))
-        self.binary = binary
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.config_text = render_config(self.port, self.data_dir, bind_address=self.host, plugin_path=plugin)
-        (self.data_dir / "mosquitto.conf").write_text(self.config_text + "log_type debug\n")
-        accounts = initial_dynsec_config(
-            self.admin_username, self.admin_password, self.platform_username, self.platform_password
-        )
-        write_dynsec_config(self.data_dir / DYNSEC_FILE_NAME, accounts)
+    def configure(self, extra_config: str = "") -> None:
+        super().configure(extra_config + "log_type debug\n")
 
     def setting(self, name: str) -> str:
         """A value of the shipped configuration as rendered (the last line that sets it)."""
         values = re.findall(rf"^{name}\s+(\S+)", self.config_text, re.MULTILINE)
         assert values, f"{name} is not set in the broker configuration"
         return values[-1]
-
-    def start(self, timeout: float = 10.0) -> None:
-        with self.log_path.open("a") as log:
-            self.process = subprocess.Popen(
-                [self.binary, "-c", str(self.data_dir / "mosquitto.conf")], stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"mosquitto exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                socket.create_connection((self.host, self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        raise AssertionError(f"mosquitto did not listen on {self.port} within {timeout}s:\n{self.log_tail()}")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(sig)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def accounts(self) -> BrokerAccounts:
-        return BrokerAccounts(self.host, self.port, self.admin_username, self.admin_password)
-
-    def log_tail(self, size: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-size:] if self.log_path.exists() else ""
 
     def consumer_deliveries(self) -> tuple[int, int]:
         """PUBLISH packets the broker sent to IoTFlow's consumers: (first deliveries, redeliveries).
