@@ -36,7 +36,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import wrk  # noqa: E402
-from bench.services import fresh_database, make_devices, postgres_available, private_redis, setup_django  # noqa: E402
+from bench.services import (  # noqa: E402
+    cpu_seconds,
+    fresh_database,
+    make_devices,
+    postgres_available,
+    private_redis,
+    setup_django,
+)
 from bench.web import serve  # noqa: E402
 
 DAY_MS = 86_400_000
@@ -73,18 +80,15 @@ ROLES = {"gunicorn": "web", "postgres": "PostgreSQL", "redis-server": "Redis"}
 def cpu_by_role() -> dict[str, float]:
     """CPU seconds so far of the processes of each role on the machine (web workers, PostgreSQL, Redis)."""
     found: dict[str, float] = defaultdict(float)
-    tick = os.sysconf("SC_CLK_TCK")
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            program = " ".join(part.decode(errors="replace") for part in command[:2])
+            role = next((role for marker, role in ROLES.items() if marker in program), None)
+            if role:
+                found[role] += cpu_seconds(f"/proc/{pid}/stat")
         except OSError:
             continue  # ended meanwhile
-        program = " ".join(part.decode(errors="replace") for part in command[:2])
-        for marker, role in ROLES.items():
-            if marker in program:
-                found[role] += (int(fields[11]) + int(fields[12])) / tick
-                break
     return found
 
 

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.http_ingest import server_env  # noqa: E402
-from bench.services import fresh_database, make_devices, private_redis  # noqa: E402
+from bench.services import cpu_seconds, fresh_database, make_devices, private_redis  # noqa: E402
 
 
 def main() -> None:
@@ -100,10 +100,9 @@ def thread_cpu_seconds() -> dict[str, float]:
     found = {}
     for thread in threading.enumerate():
         try:
-            fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rsplit(")", 1)[1].split()
+            found[thread.name] = cpu_seconds(f"/proc/self/task/{thread.native_id}/stat")
         except OSError:
             continue  # ended meanwhile
-        found[thread.name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return found
 
 

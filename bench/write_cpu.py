@@ -22,14 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.http_ingest import server_env  # noqa: E402
-from bench.services import fresh_database, make_devices, postgres_available, private_redis  # noqa: E402
+from bench.services import cpu_seconds, fresh_database, make_devices, postgres_available, private_redis  # noqa: E402
 
 DEVICES = 1000
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -55,29 +50,29 @@ def main() -> None:
         backend = get_backend()
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid()")
-            backend_pid = cursor.fetchone()[0]
+            backend_stat = f"/proc/{cursor.fetchone()[0]}/stat"
         base = int(time.time() * 1000) - 86_400_000
         print(f"{'per statement':<14} {'PostgreSQL ms':>14} {'client ms':>10} {'wall ms/statement':>18}")
         for round_ in range(args.rounds):
             for size in (1, 4, 8):
                 statements = args.readings // size
                 ts = base + (round_ * 10 + size) * 10**6
-                pg, client, wall = cpu_seconds(backend_pid), time.process_time(), time.perf_counter()
+                pg, client, wall = cpu_seconds(backend_stat), time.process_time(), time.perf_counter()
                 for i in range(statements):
                     backend.write(
                         [Point(device_ids[(i * size + j) % DEVICES], "temperature", ts + i, 21.5) for j in range(size)]
                     )
                 readings = statements * size
                 print(
-                    f"{size:<14} {(cpu_seconds(backend_pid) - pg) / readings * 1000:>14.3f} "
+                    f"{size:<14} {(cpu_seconds(backend_stat) - pg) / readings * 1000:>14.3f} "
                     f"{(time.process_time() - client) / readings * 1000:>10.3f} "
                     f"{(time.perf_counter() - wall) / statements * 1000:>18.3f}"
                 )
         if args.parts:
-            parts(backend, backend_pid, device_ids, base + 100 * 10**6, args.readings, args.rounds)
+            parts(backend, backend_stat, device_ids, base + 100 * 10**6, args.readings, args.rounds)
 
 
-def parts(backend, backend_pid: int, device_ids: list[int], base: int, readings: int, rounds: int) -> None:
+def parts(backend, backend_stat: str, device_ids: list[int], base: int, readings: int, rounds: int) -> None:
     """PostgreSQL CPU per single-reading statement, whole and with parts left out (same parameters)."""
     import psycopg
     from django.db import connection
@@ -121,13 +116,13 @@ def parts(backend, backend_pid: int, device_ids: list[int], base: int, readings:
                     cursor.execute(f"ALTER TABLE {backend.points_table} DROP CONSTRAINT {constraint[0]}")
                 elif change:
                     cursor.execute(change)
-            pg, wall = cpu_seconds(backend_pid), time.perf_counter()
+            pg, wall = cpu_seconds(backend_stat), time.perf_counter()
             for i in range(readings):
                 ts += 1
                 batch = [Point(device_ids[i % DEVICES], "temperature", ts, 21.5)]
                 with psycopg.Cursor(connection.connection) as cursor:
                     cursor.execute(statement, sql.batch_parameters(batch), prepare=True)
-            used = (cpu_seconds(backend_pid) - pg) / readings * 1000
+            used = (cpu_seconds(backend_stat) - pg) / readings * 1000
             print(f"{name:<20} {used:>14.3f} {(time.perf_counter() - wall) / readings * 1000:>8.3f}")
             with connection.cursor() as cursor:
                 if constraint:

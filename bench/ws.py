@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from autobahn.asyncio.websocket import WebSocketClientFactory, WebSocketClientProtocol  # noqa: E402
 
-from bench.services import fresh_database, postgres_available, private_redis  # noqa: E402
+from bench.services import cpu_seconds, fresh_database, postgres_available, private_redis  # noqa: E402
 from bench.services import p95 as quantile_p95  # noqa: E402
 from bench.web import serve  # noqa: E402
 
@@ -225,13 +225,11 @@ async def open_sockets(count: int, ws_ports: list[int], origin: str, session: st
 
 def process_cpu_seconds(port: int) -> float:
     """User + system CPU seconds of the daphne listening on ``port`` (found by its command line)."""
-    ticks = os.sysconf("SC_CLK_TCK")
     for proc in Path("/proc").iterdir():
         try:
             command = (proc / "cmdline").read_bytes().split(b"\0")
             if any(b"daphne" in part for part in command) and str(port).encode() in command:
-                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-                return (int(fields[11]) + int(fields[12])) / ticks
+                return cpu_seconds(proc / "stat")
         except (OSError, ValueError):
             continue
     raise RuntimeError(f"no daphne process on port {port}")
