@@ -65,14 +65,29 @@ def setup_django(env: dict[str, str]) -> None:
 
 
 def make_devices(owner_name: str, count: int) -> list[tuple[int, str]]:
-    """``count`` devices of one new owner; returns (id, clear-text key) pairs."""
+    """``count`` devices of one new owner, online as in a running fleet; returns (id, clear-text key) pairs.
+
+    Devices that had never been seen would go online with their first messages, each a health
+    event and a notification written by the web process's last-seen thread, a second or more
+    after the request: work of a fleet's first minute that would spill into the measured runs.
+    """
+    from django.utils import timezone
+
     from accounts.models import User
-    from devices.models import Device
+    from devices.models import Device, Health
 
     owner = User.objects.create_user(owner_name)
+    now = timezone.now()
     devices, keys = [], []
     for index in range(count):
-        device = Device(owner=owner, name=f"bench-{index}")
+        device = Device(
+            owner=owner,
+            name=f"bench-{index}",
+            health=Health.ONLINE,
+            health_since=now,
+            health_reason="bench",
+            last_seen=now,
+        )
         keys.append(device.set_new_api_key())
         devices.append(device)
     Device.objects.bulk_create(devices)

@@ -5,10 +5,12 @@ from datetime import timedelta
 import pytest
 from django.core.cache import cache
 from django.db import OperationalError
+from django.db.models import Q
 from django.utils import timezone
 
 from devices import health
 from devices.models import Device, HealthEvent
+from notifications import live
 from notifications.models import Notification
 from tests.integration.processes import wait_for
 
@@ -82,6 +84,48 @@ def test_an_online_device_seen_again_records_time_and_metadata_without_a_new_eve
     health.mark_seen(device.device, reason="telemetry")
     assert refreshed(device).last_metadata == {"fw": "1.1", "site": {"room": 4}}, "no metadata keeps the last"
     assert list(HealthEvent.objects.filter(device=device.device).values_list("state", flat=True)) == ["online"]
+
+
+def test_a_fleet_coming_back_goes_online_in_a_few_statements_a_chunk(
+    make_device, alice, bob, monkeypatch, django_capture_on_commit_callbacks, django_assert_max_num_queries
+):
+    monkeypatch.setattr(health, "TRANSITION_CHUNK", 4)
+    bob.muted_notification_kinds = ["device_online"]
+    bob.save()
+    fleet = [make_device(alice, f"fleet-{index}") for index in range(6)] + [
+        make_device(bob, f"muted-{index}") for index in range(4)
+    ]
+    sent: list[tuple[str, dict]] = []
+    monkeypatch.setattr(live, "_send_now", lambda group, message: sent.append((group, message)))
+    chunks = 3  # 10 devices, 4 a transaction
+    # each chunk: savepoint, lock, update, events, notifications, release (five statements a device before)
+    with django_capture_on_commit_callbacks(execute=True), django_assert_max_num_queries(6 * chunks):
+        changed = health.transition_many({keyed.pk: "telemetry" for keyed in fleet}, Health.ONLINE)
+    assert sorted(changed) == sorted(keyed.pk for keyed in fleet)
+
+    assert all(refreshed(keyed).health == Health.ONLINE for keyed in fleet)
+    events = HealthEvent.objects.filter(device__in=[keyed.device for keyed in fleet])
+    assert sorted(events.values_list("device_id", "previous", "state", "reason")) == sorted(
+        (keyed.pk, "never_seen", "online", "telemetry") for keyed in fleet
+    )
+    titles = sorted(Notification.objects.filter(kind="device_online").values_list("user__username", "title"))
+    assert titles == [("alice", f"fleet-{index} is Online") for index in range(6)], "bob muted these"
+    health_messages = {group: m["data"]["health"] for group, m in sent if m["type"] == "device_health"}
+    assert health_messages == {live.device_group(keyed.pk): "online" for keyed in fleet}
+    pushed = [(group, m["data"]["title"]) for group, m in sent if m["type"] == "notification"]
+    assert sorted(pushed) == [(live.user_group(alice.pk), f"fleet-{index} is Online") for index in range(6)]
+
+
+def test_a_sweep_leaves_a_device_heard_from_after_it_was_listed(device, make_device, alice):
+    silent = make_device(alice, "silent")
+    health.mark_seen(device.device, reason="telemetry")
+    health.mark_seen(silent.device, reason="telemetry")
+    Device.objects.filter(pk=silent.pk).update(last_seen=timezone.now() - timedelta(hours=1))
+    still_silent = Q(last_seen__lt=timezone.now() - timedelta(minutes=5))
+    listed = {device.pk: "silence", silent.pk: "silence"}  # as a sweep that read both before one was heard from
+
+    assert health.transition_many(listed, Health.OFFLINE, still=still_silent) == [silent.pk]
+    assert refreshed(device).health == Health.ONLINE and refreshed(silent).health == Health.OFFLINE
 
 
 @pytest.fixture
