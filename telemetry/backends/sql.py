@@ -20,6 +20,8 @@ COLUMNS = "device_id, measurement, ts, value_type, value_float, value_text"
 ARRAYS = "%s::bigint[], %s::varchar[], %s::bigint[], %s::smallint[], %s::double precision[], %s::text[]"
 # Values stored in value_float (``encode``): the minutes they fall in are marked for the rollup pass.
 NUMBERS = (int, float)
+# The value_type of a plain number, as array text (bool, a subclass of int, is not one of them).
+NUMBER_CODES = {int: str(int(ValueType.INT)), float: str(int(ValueType.FLOAT))}
 
 
 def encode(value: Value) -> tuple[int, float | None, str | None]:
@@ -53,9 +55,15 @@ def _columns(points: Sequence[Point]) -> list[str]:
     are the same for every point.
     """
     values = [p.value for p in points]
-    if set(map(type, values)) == {float}:
+    kinds = set(map(type, values))
+    if kinds == {float}:
         types = _same(int(ValueType.FLOAT), len(values))
         floats = "{" + ",".join(map(float.__repr__, values)) + "}"
+        texts = _same("NULL", len(values))
+    elif kinds <= NUMBER_CODES.keys():
+        # Integers among them: float8 takes an integer's digits as the float ``encode`` would store.
+        types = "{" + ",".join([NUMBER_CODES[type(value)] for value in values]) + "}"
+        floats = "{" + ",".join(map(repr, values)) + "}"
         texts = _same("NULL", len(values))
     else:
         value_types, value_floats, value_texts = zip(*map(encode, values), strict=True)

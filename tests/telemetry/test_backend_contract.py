@@ -136,6 +136,15 @@ class TestWriteAndHistory:
         assert stored == {"f": 21.5, "i": 2**62, "b": False, "s": "eco mode"}
         assert [type(stored[k]) for k in "fibs"] == [float, int, bool, str]
 
+    def test_a_batch_of_plain_numbers_keeps_integers_and_floats_apart(self, backend, device):
+        values = {"i": 7, "neg": -3, "big": 2**53, "f": 21.5, "tenth": 0.1, "whole": 20.0}
+        backend.write([Point(device.pk, name, T0, value) for name, value in values.items()])
+
+        stored = {p.measurement: p.value for p in history(backend, device.pk)}
+
+        assert stored == values
+        assert {name: type(value) for name, value in stored.items()} == {k: type(v) for k, v in values.items()}
+
     def test_a_measurement_may_change_type(self, backend, device):
         backend.write([Point(device.pk, "t", T0, 20), Point(device.pk, "t", T0 + MINUTE, 20.5)])
         backend.write([Point(device.pk, "t", T0 + 2 * MINUTE, "sensor fault")])
