@@ -26,6 +26,7 @@ from devices import commands
 from devices.models import Command, Device, Schedule, ScheduleRun, mqtt_password_for
 from iotflow.celery import app as celery_app
 from notifications.live import device_group, user_group
+from notifications.models import Notification
 from telemetry.models import TelemetryPoint
 from tests.conftest import session_client
 from tests.integration.processes import database_url, start_beat, start_worker, stop_process, wait_for
@@ -279,6 +280,11 @@ def test_redis_outage_keeps_ingest_up_and_everything_catches_up(private_broker, 
         acked_at = wait_for(lambda: acknowledged(command_id) and time.monotonic(), 90, "the outage's command", log)
         run = wait_for(lambda: fired_and_acknowledged(schedule), 90, "the schedule edge of the outage", log)
         fired_at = time.monotonic()
+        told = Notification.objects.filter(user=alice, kind="schedule_executed", device=device.device)
+        assert told.exists(), "the edge's notification is stored for the notification center"
+        # Live, it went out once, possibly before this listener had joined its groups again (pub/sub keeps
+        # nothing for a subscriber that is away): the next edge is published when the listener is surely back.
+        schedule_starting_in(device.device, seconds=2, name="Second")
         wait_for(lambda: listener.since(back_at, "notification"), 30, "a notification after Redis returned", log)
     finally:
         listener.stop()
