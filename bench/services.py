@@ -64,12 +64,13 @@ def setup_django(env: dict[str, str]) -> None:
     django.setup()
 
 
-def make_devices(owner_name: str, count: int) -> list[tuple[int, str]]:
+def make_devices(owner_name: str, count: int, *, online: bool = True) -> list[tuple[int, str]]:
     """``count`` devices of one new owner, online as in a running fleet; returns (id, clear-text key) pairs.
 
     Devices that had never been seen would go online with their first messages, each a health
     event and a notification written by the web process's last-seen thread, a second or more
     after the request: work of a fleet's first minute that would spill into the measured runs.
+    ``online=False`` gives never-seen devices, for measuring that work itself.
     """
     from django.utils import timezone
 
@@ -78,16 +79,10 @@ def make_devices(owner_name: str, count: int) -> list[tuple[int, str]]:
 
     owner = User.objects.create_user(owner_name)
     now = timezone.now()
+    state = {"health": Health.ONLINE, "health_since": now, "health_reason": "bench", "last_seen": now} if online else {}
     devices, keys = [], []
     for index in range(count):
-        device = Device(
-            owner=owner,
-            name=f"bench-{index}",
-            health=Health.ONLINE,
-            health_since=now,
-            health_reason="bench",
-            last_seen=now,
-        )
+        device = Device(owner=owner, name=f"bench-{index}", **state)
         keys.append(device.set_new_api_key())
         devices.append(device)
     Device.objects.bulk_create(devices)

@@ -7,8 +7,8 @@ Value = float | int | bool | str
 
 
 class Point(NamedTuple):
-    """Immutable; a named tuple since building one is the busiest step of validating telemetry (a third of
-    a frozen dataclass's cost: docs/performance.md)."""
+    """Immutable; a named tuple rather than a frozen dataclass, whose ``__init__`` sets each field through
+    ``object.__setattr__``: building points is the busiest step of validating telemetry (docs/performance.md)."""
 
     device_id: int
     measurement: str

@@ -51,18 +51,17 @@ def _rows(points: Sequence[Point]) -> list[tuple]:
 def _columns(points: Sequence[Point]) -> list[str]:
     """The six array literals of ``points``, in the order of COLUMNS.
 
-    A batch of floats only (the usual one) is written without encoding each value: its types and texts
-    are the same for every point.
+    A batch of plain numbers (the usual one) is written without encoding each value: its texts are all
+    NULL, and for floats only its types are the same for every point.
     """
     values = [p.value for p in points]
     kinds = set(map(type, values))
-    if kinds == {float}:
-        types = _same(int(ValueType.FLOAT), len(values))
-        floats = "{" + ",".join(map(float.__repr__, values)) + "}"
-        texts = _same("NULL", len(values))
-    elif kinds <= NUMBER_CODES.keys():
-        # Integers among them: float8 takes an integer's digits as the float ``encode`` would store.
-        types = "{" + ",".join([NUMBER_CODES[type(value)] for value in values]) + "}"
+    if kinds <= NUMBER_CODES.keys():
+        if kinds == {float}:
+            types = _same(NUMBER_CODES[float], len(values))
+        else:
+            types = "{" + ",".join([NUMBER_CODES[type(value)] for value in values]) + "}"
+        # float8 takes an integer's digits as the float ``encode`` would store.
         floats = "{" + ",".join(map(repr, values)) + "}"
         texts = _same("NULL", len(values))
     else:
