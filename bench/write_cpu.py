@@ -80,15 +80,8 @@ def parts(backend, backend_stat: str, device_ids: list[int], base: int, readings
     from telemetry.backends import sql
     from telemetry.points import Point
 
-    points = backend._insert_points(
-        f"SELECT {sql.COLUMNS} FROM unnest({sql.ARRAYS}) WITH ORDINALITY AS b ({sql.COLUMNS}, ord) ORDER BY ord"
-    )
-    markers = (
-        f"INSERT INTO {sql.sql_rollups.MARKERS} (device_id, measurement, bucket) "
-        "SELECT * FROM unnest(%s::bigint[], %s::varchar[], %s::bigint[])"
-    )
+    points, markers, latest = backend._batch_parts
     unused_markers = "SELECT %s::bigint[], %s::varchar[], %s::bigint[]"  # the parameters, bound but not used
-    latest = backend._upsert_latest(f"SELECT * FROM unnest({sql.ARRAYS})")
     unused_latest = f"SELECT {sql.ARRAYS}"
     whole = backend._batch_statement
     variants = [

@@ -185,12 +185,10 @@ class SQLBackend(TelemetryBackend):
         )
 
     @cached_property
-    def _batch_statement(self) -> str:
-        """Points, rollup markers and latest values of a batch in one statement: one round trip, atomic alone.
+    def _batch_parts(self) -> tuple[str, str, str]:
+        """The points insert, the rollup markers insert and the latest values upsert of ``_batch_statement``.
 
         ``ord`` keeps the order of the call, so of several points with one identity the first is kept.
-        The latest values and the minutes to mark are picked in Python: one pass over the points costs
-        less than PostgreSQL sorting and grouping the whole batch again (docs/performance.md).
         """
         points = self._insert_points(
             f"SELECT {COLUMNS} FROM unnest({ARRAYS}) WITH ORDINALITY AS b ({COLUMNS}, ord) ORDER BY ord"
@@ -199,7 +197,16 @@ class SQLBackend(TelemetryBackend):
             f"INSERT INTO {sql_rollups.MARKERS} (device_id, measurement, bucket) "
             "SELECT * FROM unnest(%s::bigint[], %s::varchar[], %s::bigint[])"
         )
-        latest = self._upsert_latest(f"SELECT * FROM unnest({ARRAYS})")
+        return points, markers, self._upsert_latest(f"SELECT * FROM unnest({ARRAYS})")
+
+    @cached_property
+    def _batch_statement(self) -> str:
+        """Points, rollup markers and latest values of a batch in one statement: one round trip, atomic alone.
+
+        The latest values and the minutes to mark are picked in Python: one pass over the points costs
+        less than PostgreSQL sorting and grouping the whole batch again (docs/performance.md).
+        """
+        points, markers, latest = self._batch_parts
         return f"WITH stored AS ({points}), marked AS ({markers}) {latest}"
 
     def _write_postgresql(self, points: Sequence[Point]) -> None:

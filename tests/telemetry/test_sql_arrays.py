@@ -3,7 +3,7 @@
 import pytest
 from django.db import connection
 
-from telemetry.backends.sql import _columns, _numbers, encode
+from telemetry.backends.sql import _columns, _numbers, _texts, encode
 from telemetry.points import Point
 
 NUMBERS = [0, 7, -3, 2**53 + 1, 2**63 - 1, -(2**63), 21.5, 0.1, -0.0, 1e300, 5e-324, 20.0]
@@ -12,7 +12,7 @@ NUMBERS = [0, 7, -3, 2**53 + 1, 2**63 - 1, -(2**63), 21.5, 0.1, -0.0, 1e300, 5e-
 def general_columns(points: list[Point]) -> tuple[str, str, str]:
     """types, floats and texts as ``encode`` gives them value by value."""
     types, floats, texts = zip(*(encode(p.value) for p in points), strict=True)
-    return _numbers(types), _numbers(floats), "{" + ",".join("NULL" for _ in texts) + "}"
+    return _numbers(types), _numbers(floats), _texts(texts)
 
 
 @pytest.mark.parametrize(
