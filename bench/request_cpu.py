@@ -40,9 +40,8 @@ def main() -> None:
         import django
 
         django.setup()
-        from django.core.handlers.wsgi import WSGIHandler
+        from iotflow.wsgi import application as app
 
-        app = WSGIHandler()
         devices = make_devices("bench-cpu", args.devices)
         clock = [int(time.time() * 1000) - 86_400_000]
 

@@ -13,13 +13,16 @@ class RequestSizeLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return JsonResponse({"detail": "Invalid Content-Length header."}, status=400)
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        if limit is not None and length > limit:
-            return JsonResponse(
-                {"detail": f"Request body too large: at most {limit} bytes; split the batch."}, status=413
-            )
-        return self.get_response(request)
+        return size_refusal(request) or self.get_response(request)
+
+
+def size_refusal(request: HttpRequest) -> HttpResponse | None:
+    """The answer to a request whose declared body is over MAX_REQUEST_BYTES or unreadable, else None."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return JsonResponse({"detail": "Invalid Content-Length header."}, status=400)
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if limit is not None and length > limit:
+        return JsonResponse({"detail": f"Request body too large: at most {limit} bytes; split the batch."}, status=413)
+    return None
