@@ -126,7 +126,8 @@ class DeviceLane:
             self._count(request, started)
         for process_response in self._responses:
             response = process_response(request, response)
-        response._resource_closers.append(request.close)  # closing the response sends request_finished
+        response._resource_closers.append(request.close)
+        response._handler_class = self.__class__  # closing the response sends request_finished from it, as Django does
         return response
 
     def _stopped(self, request: WSGIRequest) -> bool:

@@ -254,5 +254,5 @@ def test_the_request_signals_run_as_under_gunicorn(device):
             assert sent.status == 201 and answered_by_lane(sent)
     finally:
         request_finished.disconnect(heard)
-    assert len(finished) == 3
+    assert finished == [DeviceLane] * 3
     assert get_backend().count(device.pk) == 6
