@@ -52,9 +52,33 @@
   tick();
   window.setInterval(tick, 1000);
 
+  /* The socket often reports a start or cancel before the answer of the request that made it is in;
+   * a reload begun then could land after that answer and wipe its confirmation. So while one of the
+   * panel's own requests is on its way, the last report waits and is checked once the answer is shown
+   * (htmx has swapped it in by the time the request's loadend fires). */
+  let ownRequests = 0;
+  let heldReport = null;
+  document.body.addEventListener("htmx:beforeRequest", (event) => {
+    const form = event.target;
+    if (!(form instanceof HTMLFormElement) || !form.closest("#override")) return;
+    ownRequests += 1;
+    event.detail.xhr.addEventListener("loadend", () => {
+      ownRequests -= 1;
+      if (ownRequests || !heldReport) return;
+      const report = heldReport;
+      heldReport = null;
+      if (!alreadyShown(report)) refresh();
+    });
+  });
+
   if (window.IoTFlowLive) {
     window.IoTFlowLive.on("override", (message) => {
-      if (message.device === deviceId && !alreadyShown(message.data)) refresh();
+      if (message.device !== deviceId) return;
+      if (ownRequests) {
+        heldReport = message.data;
+      } else if (!alreadyShown(message.data)) {
+        refresh();
+      }
     });
     /* After a dropped connection the override may have ended unseen. */
     window.IoTFlowLive.on("reconnected", refresh);

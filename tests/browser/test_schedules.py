@@ -7,6 +7,7 @@ The live override messages need the ASGI app: ``live_socket`` runs daphne beside
 
 import re
 from datetime import datetime, time, timedelta
+from time import sleep
 
 import pytest
 from django.utils import timezone
@@ -148,6 +149,48 @@ def test_an_override_counts_down_and_is_cancelled(page, live_socket, purifier):
     expect(panel).to_contain_text("Last override: fan_speed=5, cancelled at")
     override.refresh_from_db()
     assert override.status == "cancelled" and override.restore_command.params == {"fan_speed": 2}
+
+
+def test_the_sockets_report_of_a_start_or_cancel_does_not_wipe_its_confirmation(
+    page, live_socket, purifier, monkeypatch
+):
+    """The socket reports the page's own start or cancel while its answer is still on its way.
+
+    Here each answer leaves the server a second after its report: a reload of the panel begun on the
+    report would be answered first, and the answer would then land in the panel it replaced.
+    """
+    from notifications import live
+
+    def answered_late(change):
+        def slowly(*args, **kwargs):
+            done = change(*args, **kwargs)
+            live.wait_until_sent(5)
+            sleep(1)
+            return done
+
+        return slowly
+
+    monkeypatch.setattr(overrides, "start", answered_late(overrides.start))
+    monkeypatch.setattr(overrides, "cancel", answered_late(overrides.cancel))
+    reloads = []
+    page.on("request", lambda r: reloads.append(r.url) if r.method == "GET" and "/override" in r.url else None)
+
+    log_in(page, "alice")
+    page.goto(f"/devices/{purifier.pk}/schedules/")
+    wait_until_following(page, purifier.pk)
+    panel = page.locator("#override")
+    panel.get_by_label("Parameters").fill("fan_speed=5")
+    panel.get_by_label("Duration (minutes)").fill("10")
+    panel.get_by_role("button", name="Start override").click()
+
+    expect(panel.get_by_text("Override started for 10 min.")).to_be_visible()
+    expect(panel.get_by_role("button", name="Cancel override")).to_be_visible()
+
+    panel.get_by_role("button", name="Cancel override").click()
+
+    expect(panel.get_by_text("Override cancelled; the saved state is restored.")).to_be_visible()
+    assert reloads == [], "the panel reloaded on its own start or cancel"
+    assert list(Override.objects.values_list("status", flat=True)) == ["cancelled"]
 
 
 def fire_last_mondays_edges() -> None:
