@@ -52,29 +52,29 @@
   tick();
   window.setInterval(tick, 1000);
 
-  /* The socket often reports a start or cancel before the answer of the request that made it is in;
-   * a reload begun then could land after that answer and wipe its confirmation. So while one of the
-   * panel's own requests is on its way, the last report waits and is checked once the answer is shown
-   * (htmx has swapped it in by the time the request's loadend fires). */
-  let ownRequests = 0;
+  /* The socket often reports a start or cancel before the answer of the request that made it is in.
+   * A reload begun then can be answered first, and the start's answer then lands in the panel the
+   * reload replaced, so its confirmation never shows. While one of the panel's own forms is waiting
+   * (htmx marks it with htmx-request), the last report is held and checked once the answer is in:
+   * htmx has swapped it in and taken the mark off by the time it fires htmx:afterRequest, on the
+   * form or, when the swap replaced the form, on its nearest ancestor still in the page. */
   let heldReport = null;
-  document.body.addEventListener("htmx:beforeRequest", (event) => {
-    const form = event.target;
-    if (!(form instanceof HTMLFormElement) || !form.closest("#override")) return;
-    ownRequests += 1;
-    event.detail.xhr.addEventListener("loadend", () => {
-      ownRequests -= 1;
-      if (ownRequests || !heldReport) return;
-      const report = heldReport;
-      heldReport = null;
-      if (!alreadyShown(report)) refresh();
-    });
+
+  function ownRequestWaiting() {
+    return document.querySelector("#override form.htmx-request") !== null;
+  }
+
+  document.body.addEventListener("htmx:afterRequest", () => {
+    if (!heldReport || ownRequestWaiting()) return;
+    const report = heldReport;
+    heldReport = null;
+    if (!alreadyShown(report)) refresh();
   });
 
   if (window.IoTFlowLive) {
     window.IoTFlowLive.on("override", (message) => {
       if (message.device !== deviceId) return;
-      if (ownRequests) {
+      if (ownRequestWaiting()) {
         heldReport = message.data;
       } else if (!alreadyShown(message.data)) {
         refresh();
