@@ -5,6 +5,7 @@ the live server, both on the test's own Redis channel layer (see conftest.py).
 """
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 
@@ -51,6 +52,34 @@ def test_telemetry_shows_up_live_on_the_device_page(page, live_socket, make_user
     device.client().post("/api/v1/telemetry", {"data": {"temperature": 22.25}}, format="json")
     expect(tile.locator(".live-value__value")).to_have_text("22.25")
     screenshot(page, "device")
+
+
+def test_last_seen_reads_the_same_before_and_after_a_live_update(page, live_socket, make_user, make_device):
+    alice = make_user("alice", time_zone="Europe/Paris")
+    device = make_device(alice, "Hall sensor")
+    make_device(alice, "Cellar sensor")
+    Device.objects.filter(pk=device.pk).update(last_seen=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    log_in(page, "alice")
+
+    page.goto(f"/devices/{device.pk}/")
+    header = page.locator(f'.subtitle [data-last-seen-for="{device.pk}"]')
+    written = page.evaluate("IoTFlowLive.formatTime('2026-01-02T03:04:05Z')")
+    assert "4:04:05" in written, "the browser's format, with seconds, in the user's time zone"
+    expect(header).to_have_text(written)
+
+    wait_until_following(page, device.pk)
+    response = device.client().post("/api/v1/telemetry", {"data": {"temperature": 20.5}}, format="json")
+    assert response.status_code == 201
+    expect(header).not_to_have_text(written)
+    updated = header.get_attribute("datetime")
+    expect(header).to_have_text(page.evaluate("(ts) => IoTFlowLive.formatTime(ts)", updated))
+
+    go_to(page, "Devices")
+    row_time = page.locator(f'#device-results [data-last-seen-for="{device.pk}"]')
+    expect(row_time).to_have_text(page.evaluate("(ts) => IoTFlowLive.formatTime(ts)", updated))
+    page.get_by_label("Search").fill("Hall")
+    expect(page.get_by_text("Cellar sensor")).to_have_count(0)
+    expect(row_time).to_have_text(page.evaluate("(ts) => IoTFlowLive.formatTime(ts)", updated))
 
 
 def test_a_command_sent_from_the_page_changes_status_live(page, live_socket, make_user, make_device):
