@@ -31,6 +31,9 @@ LAYOUTS: dict[str, dict[str, str]] = {
     "gunicorn-gthread-2x8": {"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "8", "GUNICORN_WORKER_CLASS": "gthread"},
     "gunicorn-gthread-4x4": {"WEB_CONCURRENCY": "4", "GUNICORN_THREADS": "4", "GUNICORN_WORKER_CLASS": "gthread"},
     "gunicorn-balanced-2x4": {"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4"},
+    "gunicorn-balanced-2x2": {"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "2"},
+    "gunicorn-balanced-3x2": {"WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "2"},
+    "gunicorn-balanced-4x2": {"WEB_CONCURRENCY": "4", "GUNICORN_THREADS": "2"},
     "daphne": {},
 }
 
