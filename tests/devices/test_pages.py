@@ -3,8 +3,10 @@
 import csv
 import io
 import re
+from datetime import UTC, datetime
 
 import pytest
+from django.utils.formats import date_format
 
 from accounts.models import hash_secret
 from devices.models import Command, Device, DeviceConfiguration, DeviceGroup, mqtt_password_for
@@ -84,6 +86,15 @@ def test_staff_see_every_device(staff, device):
     client = session_client(staff)
     assert "alice-sensor" in client.get("/devices/").content.decode()
     assert client.get(f"/devices/{device.pk}/").status_code == 200
+
+
+def test_the_facts_card_writes_its_times_in_one_format(alice, device):
+    moment = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
+    Device.objects.filter(pk=device.pk).update(created_at=moment, health_since=moment, key_rotated_at=moment)
+    page = session_client(alice).get(f"/devices/{device.pk}/").content.decode()
+    facts = page[page.index(">Facts</h2>") : page.index("</dl>", page.index(">Facts</h2>"))]
+    written = date_format(moment, "SHORT_DATETIME_FORMAT")
+    assert facts.count(written) == 3, facts
 
 
 def test_edit_details_and_configuration(alice, device):
