@@ -11,8 +11,6 @@
     return String(value);
   }
 
-  document.querySelectorAll("[data-local-time]").forEach((time) => (time.textContent = live.formatTime(time.dateTime)));
-
   const grid = document.getElementById("live-values");
   live.on("telemetry", (message) => {
     if (message.device !== deviceId || !grid) return;

@@ -152,14 +152,14 @@
       badge.textContent = message.data.health.replace("_", " ").replace(/^./, (c) => c.toUpperCase());
     });
   });
-  /* Last-seen times are written in the format live updates use, on load and in swapped-in rows. */
-  function localiseLastSeen(root) {
-    root.querySelectorAll("[data-last-seen-for]").forEach((time) => {
+  /* Times marked data-local-time are written as live updates write them, on load and in swapped-in parts. */
+  function localiseTimes() {
+    document.querySelectorAll("time[data-local-time]").forEach((time) => {
       if (time.dateTime) time.textContent = formatTime(time.dateTime) || time.textContent;
     });
   }
-  localiseLastSeen(document);
-  document.addEventListener("htmx:afterSettle", () => localiseLastSeen(document));
+  localiseTimes();
+  document.addEventListener("htmx:afterSettle", localiseTimes);
   on("telemetry", (message) => {
     document.querySelectorAll(`[data-last-seen-for="${message.device}"]`).forEach((time) => {
       time.dateTime = message.ts;

@@ -92,7 +92,8 @@ def test_the_facts_card_writes_its_times_in_one_format(alice, device):
     moment = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
     Device.objects.filter(pk=device.pk).update(created_at=moment, health_since=moment, key_rotated_at=moment)
     page = session_client(alice).get(f"/devices/{device.pk}/").content.decode()
-    facts = page[page.index(">Facts</h2>") : page.index("</dl>", page.index(">Facts</h2>"))]
+    start = page.index(">Facts</h2>")
+    facts = page[start : page.index("</dl>", start)]
     written = date_format(moment, "SHORT_DATETIME_FORMAT")
     assert facts.count(written) == 3, facts
 
