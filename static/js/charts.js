@@ -146,6 +146,14 @@
       return columns;
     }
 
+    /* The x axis covers the chosen range, not just the part that holds data; bars get half a window each side. */
+    timeSpan(low, high) {
+      const pad = this.type === "bar" ? this.data.window_ms / 2 : 0;
+      const start = Number.isFinite(this.data.start) ? this.data.start : low;
+      const end = Number.isFinite(this.data.end) ? this.data.end : high;
+      return [Math.min(start, low - pad), Math.max(end, high + pad)];
+    }
+
     plotOptions(series) {
       const bars = this.type === "bar" && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.8, 40] }) : null;
       const options = {
@@ -154,7 +162,7 @@
         tzDate: (ts) => uPlot.tzDate(new Date(ts), timeZone),
         legend: { show: false },
         cursor: { points: { size: 6 } },
-        scales: { x: { time: true } },
+        scales: { x: { time: true, range: (u, low, high) => this.timeSpan(low, high) } },
         series: [{}],
         bands: [],
         axes: [{ stroke: "#55606e", grid: { stroke: "#e6eaf0" } }, { stroke: "#55606e", grid: { stroke: "#e6eaf0" }, size: 56 }],

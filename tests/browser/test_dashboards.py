@@ -98,3 +98,31 @@ def test_dashboard_of_several_chart_types(page, live_socket, make_user, make_dev
     expect(page.locator(".gauge")).to_have_attribute("aria-label", "temperature: 30.5 on a scale from 0 to 40")
     page.locator(".toast__close").evaluate_all("buttons => buttons.forEach((b) => b.click())")
     screenshot(page, "dashboard")
+
+
+def test_a_chart_spans_its_whole_range_when_data_covers_part_of_it(page, live_socket, make_user, make_device):
+    alice = make_user("alice")
+    purifier = make_device(alice, "Purifier")
+    end = now_ms()
+    get_backend().write([Point(purifier.pk, "voc", end - i * 5_000, 150.0 + i) for i in range(12)])
+    dashboard = Dashboard.objects.create(owner=alice, name="Air")
+    for position, kind in enumerate(("line", "bar")):
+        chart = Chart.objects.create(
+            dashboard=dashboard, title=f"VOC {kind}", chart_type=kind, measurements=["voc"], time_range="15m",
+            position=position,
+        )  # fmt: skip
+        chart.devices.set([purifier.device])
+    log_in(page, "alice")
+    page.goto(f"/dashboards/{dashboard.pk}/")
+    charts = page.locator("[data-chart]")
+    for index in range(2):
+        expect(charts.nth(index)).to_have_attribute("data-state", "ready")
+    spans = page.evaluate(
+        "[...window.IoTFlowCharts.charts].map((c) => ({type: c.type, min: c.plot.scales.x.min,"
+        " max: c.plot.scales.x.max, start: c.data.start, end: c.data.end, first: c.data.series[0].ts[0]}))"
+    )
+    assert {span["type"] for span in spans} == {"line", "bar"}
+    for span in spans:
+        assert span["end"] - span["first"] < 120_000, "the readings cover the last minute only"
+        assert span["min"] <= span["start"] and span["max"] >= span["end"], span
+        assert span["max"] - span["min"] < 16 * 60_000, span
