@@ -1,15 +1,18 @@
 import math
 import secrets
+from datetime import timedelta
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import ApiToken, User
 from dashboards.demo import create_demo_dashboard
-from devices.models import Device, DeviceGroup
+from devices.models import Device, DeviceGroup, Health, HealthEvent
 from telemetry import ingest
 from telemetry.points import Point
-from telemetry.timeparse import now_ms
+from telemetry.timeparse import now_ms, to_datetime
 
 DEMO_DEVICES = [
     ("Living room sensor", "temperature_sensor", "Living room"),
@@ -53,11 +56,30 @@ class Command(BaseCommand):
             key = device.set_new_api_key()
             device.save()
             device.groups.add(group)
-            ingest.store(self._day_of_telemetry(device.pk, index), "demo")
+            points = self._day_of_telemetry(device.pk, index)
+            ingest.store(points, "demo")
+            self._heard_from(device, points)
             lines.append(f"device #{device.pk} {name!r}: X-API-Key {key}")
         dashboard = create_demo_dashboard(demo)
         lines.append(f"demo dashboard: {base_url}/dashboards/{dashboard.pk}/ (live charts of the simulator)")
         return lines
+
+    @staticmethod
+    def _heard_from(device: Device, points: list) -> None:
+        """Health and last seen as if the device had sent its day of history live, then gone quiet."""
+        first, last = to_datetime(min(p.ts for p in points)), to_datetime(max(p.ts for p in points))
+        events = [
+            HealthEvent(device=device, state=Health.ONLINE, previous=Health.NEVER_SEEN, reason="telemetry", at=first)
+        ]
+        state, since, reason = Health.ONLINE, first, "telemetry"
+        offline_at = last + timedelta(seconds=settings.DEVICE_OFFLINE_SECONDS)
+        if offline_at <= timezone.now():
+            state, since, reason = Health.OFFLINE, offline_at, "silence"
+            events.append(HealthEvent(device=device, state=state, previous=Health.ONLINE, reason=reason, at=since))
+        HealthEvent.objects.bulk_create(events)
+        Device.objects.filter(pk=device.pk).update(
+            last_seen=last, health=state, health_since=since, health_reason=reason
+        )
 
     @staticmethod
     def _day_of_telemetry(device_id: int, phase: int) -> list:
