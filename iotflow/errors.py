@@ -1,14 +1,17 @@
-"""What a request gets while the database is unreachable: a quick 503 the client may retry, never a 500 page.
+"""Error answers outside DRF's views: JSON under /api/, the site's pages elsewhere.
 
-The API's exception handler (iotflow.api) answers DRF views; ``server_error`` is the project's
-handler500, so a database error anywhere else (a page, a middleware loading the session)
-gets the same answer instead of a server error.
+While the database is unreachable a request gets a quick 503 the client may retry, never a 500
+page. The API's exception handler (iotflow.api) answers DRF views; ``server_error`` is the
+project's handler500, so a database error anywhere else (a page, a middleware loading the
+session) gets the same answer instead of a server error. ``page_not_found`` is handler404: an
+address no view answers is a JSON 404 under /api/, as DRF's own are, and the site's page elsewhere.
 """
 
 import sys
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found as django_page_not_found
 from django.views.defaults import server_error as django_server_error
 
 # How long clients are told to wait before retrying: PostgreSQL restarts and failovers take seconds.
@@ -19,6 +22,13 @@ DATABASE_UNAVAILABLE = "The database is unavailable; retry later."
 def database_unavailable(exc: BaseException | None) -> bool:
     """Whether ``exc`` means the database cannot be reached (down, restarting, connect timeout, lost connection)."""
     return isinstance(exc, OperationalError | InterfaceError)
+
+
+def page_not_found(request: HttpRequest, exception: Exception, template_name: str = "404.html") -> HttpResponse:
+    """handler404: DRF's JSON answer under /api/, the site's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return django_page_not_found(request, exception, template_name)
 
 
 def server_error(request: HttpRequest, template_name: str = "500.html") -> HttpResponse:

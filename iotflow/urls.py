@@ -37,5 +37,7 @@ urlpatterns = [
     path("", include("dashboards.urls")),
 ]
 
-# An unreachable database answers 503 with Retry-After instead of a server error (iotflow.errors).
+# An unreachable database answers 503 with Retry-After instead of a server error; an unknown
+# address under /api/ answers JSON as the API's own 404s do (iotflow.errors).
 handler500 = "iotflow.errors.server_error"
+handler404 = "iotflow.errors.page_not_found"
