@@ -162,6 +162,8 @@ LOGOUT_REDIRECT_URL = "login"
 SIGNUP_ENABLED = env_bool("SIGNUP_ENABLED", False)
 
 LANGUAGE_CODE = "en-us"
+# Dates and times written as the pages' live updates write them (iotflow/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["iotflow.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -18,6 +18,8 @@
   let attempts = 0;
   let everConnected = false;
   const timeZone = body.dataset.timeZone || "UTC";
+  // The page's language, not the browser's: times the server wrote use the same format (iotflow/formats).
+  const locale = document.documentElement.lang || undefined;
 
   function socketUrl() {
     const configured = body.dataset.wsUrl;
@@ -138,7 +140,7 @@
   function formatTime(value) {
     const date = value instanceof Date ? value : new Date(value);
     if (Number.isNaN(date.getTime())) return "";
-    return new Intl.DateTimeFormat(undefined, { timeZone, dateStyle: "medium", timeStyle: "medium" }).format(date);
+    return new Intl.DateTimeFormat(locale, { timeZone, dateStyle: "medium", timeStyle: "medium" }).format(date);
   }
 
   function on(type, handler) {

@@ -70,7 +70,7 @@ def test_profile_sets_time_zone_and_muted_kinds_and_every_time_follows(alice, de
     assert alice.time_zone == "America/New_York" and alice.muted_notification_kinds == ["device_online"]
     Device.objects.filter(pk=device.pk).update(created_at=datetime(2025, 7, 1, 12, 0, tzinfo=UTC))
     page = client.get(f"/devices/{device.pk}/").content.decode()
-    assert "07/01/2025 8 a.m." in page, "12:00 UTC is 8 a.m. in New York"
+    assert "Jul 1, 2025, 8:00:00 AM" in page, "12:00 UTC is 8 a.m. in New York"
     assert "times shown in America/New_York" in page
 
 

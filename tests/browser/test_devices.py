@@ -82,6 +82,33 @@ def test_last_seen_reads_the_same_before_and_after_a_live_update(page, live_sock
     expect(row_time).to_have_text(updated)
 
 
+def test_times_read_alike_whichever_side_wrote_them(page, live_server, live_socket, make_user, make_device):
+    alice = make_user("alice", time_zone="Europe/Paris")
+    device = make_device(alice, "Porch light")
+    earlier = Command.objects.create(device=device.device, action="turn_on")
+    Command.objects.filter(pk=earlier.pk).update(created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    german = page.context.browser.new_context(base_url=live_server.url, locale="de-DE")
+    try:
+        browser_page = german.new_page()
+        log_in(browser_page, "alice")
+        browser_page.goto(f"/devices/{device.pk}/commands")
+        server_written = browser_page.locator(f"#command-{earlier.pk} time")
+        expect(server_written).to_have_text("Jan 2, 2026, 4:04:05 AM")
+        browser_written = "(ts) => IoTFlowLive.formatTime(ts)"
+        assert browser_page.evaluate(browser_written, "2026-01-02T03:04:05Z") == "Jan 2, 2026, 4:04:05 AM", (
+            "the page's language, not the browser's German"
+        )
+
+        wait_until_following(browser_page, device.pk)
+        browser_page.get_by_label("Action").fill("turn_off")
+        browser_page.get_by_role("button", name="Send command").click()
+        latest = Command.objects.exclude(pk=earlier.pk).get(device=device.device)
+        live_row = browser_page.locator(f"#command-{latest.pk} time")
+        expect(live_row).to_have_text(re.compile(r"^[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d{2}:\d{2} [AP]M$"))
+    finally:
+        german.close()
+
+
 def test_a_command_sent_from_the_page_changes_status_live(page, live_socket, make_user, make_device):
     alice = make_user("alice")
     device = make_device(alice, "Bedroom purifier", device_type="air_purifier")
@@ -115,4 +142,4 @@ def test_a_second_user_cannot_see_the_first_users_device(page, make_user, make_d
     response = page.goto(f"/devices/{device.pk}/live")
     assert response.status == 404
     assert "Alice's secret sensor" not in page.content()
-    assert re.search(r"Not Found", page.content())
+    expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
