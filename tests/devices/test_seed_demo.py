@@ -37,6 +37,8 @@ def test_the_demo_devices_were_heard_from_until_their_last_reading_and_are_offli
         latest = get_backend().latest(device.pk)
         newest = max(point.ts for point in latest.values())
         assert device.last_seen == to_datetime(newest), "last seen is the newest reading of its history"
+        oldest = get_backend().history(device.pk, start=0, end=newest + 1, limit=1, descending=False)[0]
+        assert device.created_at == to_datetime(oldest.ts), "registered when its history starts"
         assert device.health == Health.OFFLINE and device.health_reason == "silence"
         assert device.health_since == device.last_seen + timedelta(seconds=120)
         events = list(device.health_events.order_by("at").values_list("previous", "state"))

@@ -66,7 +66,7 @@ class Command(BaseCommand):
 
     @staticmethod
     def _heard_from(device: Device, points: list) -> None:
-        """Health and last seen as if the device had sent its day of history live, then gone quiet."""
+        """Registered, heard from and health as if the device had sent its day of history live, then gone quiet."""
         first, last = to_datetime(min(p.ts for p in points)), to_datetime(max(p.ts for p in points))
         events = [
             HealthEvent(device=device, state=Health.ONLINE, previous=Health.NEVER_SEEN, reason="telemetry", at=first)
@@ -78,7 +78,7 @@ class Command(BaseCommand):
             events.append(HealthEvent(device=device, state=state, previous=Health.ONLINE, reason=reason, at=since))
         HealthEvent.objects.bulk_create(events)
         Device.objects.filter(pk=device.pk).update(
-            last_seen=last, health=state, health_since=since, health_reason=reason
+            created_at=first, last_seen=last, health=state, health_since=since, health_reason=reason
         )
 
     @staticmethod
