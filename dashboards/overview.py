@@ -90,14 +90,20 @@ def sparkline(device_id: int) -> Sparkline | None:
     ]
     if not buckets:
         return None
-    values = [b.value for b in buckets]
-    if len(values) == 1:  # a device that just started: a flat line rather than an invisible dot
-        values.append(values[0])
+    # Each window at its place in the day: a device heard from only lately draws at the right end.
+    places = [(min(max(b.ts + window / 2 - start, 0) / DAY_MS, 1) * SPARKLINE_WIDTH, b.value) for b in buckets]
+    if len(places) == 1:  # a device that just started: a short dash rather than an invisible dot
+        x, value = places[0]
+        places = [
+            (min(x, SPARKLINE_WIDTH - 2), value),
+            (min(x + max(window / DAY_MS * SPARKLINE_WIDTH, 2), SPARKLINE_WIDTH), value),
+        ]
+    values = [value for _, value in places]
     low, high = min(values), max(values)
-    spread = (high - low) or 1.0
-    step = SPARKLINE_WIDTH / max(len(values) - 1, 1)
+    spread = high - low
+    middle = SPARKLINE_HEIGHT / 2
     coords = " ".join(
-        f"{i * step:.1f},{SPARKLINE_HEIGHT - 2 - (v - low) / spread * (SPARKLINE_HEIGHT - 4):.1f}"
-        for i, v in enumerate(values)
+        f"{x:.1f},{(SPARKLINE_HEIGHT - 2 - (v - low) / spread * (SPARKLINE_HEIGHT - 4)) if spread else middle:.1f}"
+        for x, v in places
     )
     return Sparkline(name, coords, low, high, float(latest[name].value))

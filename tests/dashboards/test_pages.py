@@ -6,6 +6,8 @@ import pytest
 from django.test import Client
 
 from dashboards.models import Chart, Dashboard
+from dashboards.overview import sparkline
+from telemetry.timeparse import now_ms
 from tests.conftest import session_client
 
 
@@ -147,6 +149,24 @@ def test_forms_need_the_csrf_token(alice):
     page = client.get("/dashboards/").content.decode()
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
     assert client.post("/dashboards/", {"name": "Real", "csrfmiddlewaretoken": token}).status_code == 302
+
+
+def sparkline_xs(device_id: int) -> list[float]:
+    return [float(pair.split(",")[0]) for pair in sparkline(device_id).points.split()]
+
+
+def test_a_sparkline_puts_each_reading_at_its_time_of_day(device, write_points):
+    end = now_ms()
+    write_points(device.pk, "temperature", [(end - i * 60_000, 20.0 + i) for i in range(5)])
+    xs = sparkline_xs(device.pk)
+    assert len(xs) == 2 and all(x >= 115 for x in xs), "five minutes of a day: a dash at the right end"
+    assert sparkline(device.pk).points.endswith(",16.0"), "one value: drawn at mid-height"
+
+    hour = 3_600_000
+    write_points(device.pk, "temperature", [(end - 22 * hour - i * 60_000, 10.0) for i in range(60)])
+    xs = sparkline_xs(device.pk)
+    assert xs[0] < 15 and xs[-1] > 115, "readings 22 hours ago at the left end, the latest at the right"
+    assert not [x for x in xs if 15 <= x <= 110], "the silent hours between them take the width they lasted"
 
 
 def test_overview_counts_messages_and_draws_sparklines(alice, device, make_device, recent_temperatures):
