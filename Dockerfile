@@ -16,7 +16,7 @@ FROM node:20-slim AS vendor
 WORKDIR /src
 COPY package.json package-lock.json ./
 COPY deploy/scripts/build-vendor.mjs deploy/scripts/
-RUN npm ci --no-audit --no-fund && npm run build
+RUN npm ci --omit=dev --no-audit --no-fund && npm run build
 
 
 FROM python:3.11-slim
