@@ -1,7 +1,9 @@
-"""Every page a user works with passes axe-core's accessibility rules (WCAG 2.x A and AA, best practices).
+"""Every page a user works with passes axe-core's accessibility rules and reflows to a phone's width.
 
-axe-core comes from npm (package.json's devDependencies, installed by `make vendor`) and runs in the
-page as the browser renders it, charts, live status and htmx parts included.
+axe-core (WCAG 2.x A and AA, best practices) comes from npm (package.json's devDependencies,
+installed by `make vendor`) and runs in the page as the browser renders it, charts, live status
+and htmx parts included. Reflow (WCAG 1.4.10): at 320 CSS pixels wide no page scrolls sideways;
+wide tables scroll inside their own box.
 """
 
 import pytest
@@ -19,16 +21,13 @@ RUN_AXE = """async () => (await axe.run(document, {resultTypes: ["violations"]})
   rule: v.id, impact: v.impact, help: v.help,
   where: v.nodes.slice(0, 3).map((n) => n.target.join(" ") + ": " + (n.failureSummary || "").replace(/\\s+/g, " ")),
 }))"""
+SIDEWAYS = "[document.scrollingElement.scrollWidth, document.scrollingElement.clientWidth]"
 
 
-def violations(page) -> list[dict]:
-    page.add_script_tag(path=str(AXE))
-    return page.evaluate(RUN_AXE)
-
-
-def test_the_pages_of_a_users_day_have_no_accessibility_violations(page, live_socket, make_user, make_device):
-    if not AXE.exists():
-        pytest.fail("axe-core is not installed: run `make vendor` (npm ci)")
+@pytest.fixture
+def a_users_pages(make_user, make_device) -> list[str]:
+    """A user with a device, its history, a group, an alert rule that fired, a command and a dashboard of
+    every chart type: the addresses of the pages they work with, after logging in."""
     alice = make_user("alice", time_zone="Europe/Paris")
     purifier = make_device(alice, "Bedroom purifier", device_type="air_purifier", location="Bedroom")
     a_day_of(purifier.pk, "temperature", 21, every_ms=300_000)
@@ -50,23 +49,49 @@ def test_the_pages_of_a_users_day_have_no_accessibility_violations(page, live_so
             position=position,
         )  # fmt: skip
         chart.devices.set([purifier.device])
-
-    page.goto("/accounts/login/")
-    found = {"/accounts/login/": violations(page)}
-    log_in(page, "alice")
     device = f"/devices/{purifier.pk}"
-    for path in (
+    return [
         "/", "/devices/", "/devices/add", "/devices/groups/", f"{device}/", f"{device}/live", f"{device}/history",
         f"{device}/commands", f"{device}/schedules/", f"{device}/keys", "/notifications/", "/alerts/",
         "/alerts/rules/", "/alerts/rules/new", "/dashboards/", f"/dashboards/{dashboard.pk}/",
         f"/dashboards/{dashboard.pk}/charts/new", "/accounts/profile/", "/accounts/tokens/", "/accounts/password/",
         "/no/such/page",
-    ):  # fmt: skip
-        page.goto(path)
-        expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
-        charts = page.locator("[data-chart]")
-        for index in range(charts.count()):
-            expect(charts.nth(index)).not_to_have_attribute("data-state", "loading")
+    ]  # fmt: skip
+
+
+def open_and_settle(page, path: str) -> None:
+    page.goto(path)
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+    charts = page.locator("[data-chart]")
+    for index in range(charts.count()):
+        expect(charts.nth(index)).not_to_have_attribute("data-state", "loading")
+
+
+def violations(page) -> list[dict]:
+    page.add_script_tag(path=str(AXE))
+    return page.evaluate(RUN_AXE)
+
+
+def test_the_pages_of_a_users_day_have_no_accessibility_violations(page, live_socket, a_users_pages):
+    if not AXE.exists():
+        pytest.fail("axe-core is not installed: run `make vendor` (npm ci)")
+    page.goto("/accounts/login/")
+    found = {"/accounts/login/": violations(page)}
+    log_in(page, "alice")
+    for path in a_users_pages:
+        open_and_settle(page, path)
         found[path] = violations(page)
     failing = {path: found_here for path, found_here in found.items() if found_here}
     assert not failing, failing
+
+
+def test_every_page_reflows_to_a_phones_width(page, live_socket, a_users_pages):
+    page.set_viewport_size({"width": 320, "height": 640})
+    page.goto("/accounts/login/")
+    widths = {"/accounts/login/": page.evaluate(SIDEWAYS)}
+    log_in(page, "alice")
+    for path in a_users_pages:
+        open_and_settle(page, path)
+        widths[path] = page.evaluate(SIDEWAYS)
+    sideways = {path: scroll for path, (scroll, visible) in widths.items() if scroll > visible}
+    assert not sideways, f"pages wider than the 320 px screen (their width): {sideways}"
