@@ -53,8 +53,10 @@ class Device(models.Model):
     firmware_version = models.CharField(max_length=50, blank=True)
     hardware_version = models.CharField(max_length=50, blank=True)
     groups = models.ManyToManyField(DeviceGroup, blank=True, related_name="devices")
-    api_key_prefix = models.CharField(max_length=8, editable=False, help_text="First characters of the API key.")
-    api_key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    api_key_prefix = models.CharField(
+        "API key prefix", max_length=8, editable=False, help_text="First characters of the API key."
+    )
+    api_key_hash = models.CharField("API key hash", max_length=64, unique=True, editable=False)
     key_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_seen = models.DateTimeField(null=True, blank=True, db_index=True)
     health = models.CharField(max_length=12, choices=Health.choices, default=Health.NEVER_SEEN, db_index=True)
