@@ -237,6 +237,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "IoTFlow API",
     "DESCRIPTION": "Device, telemetry and administration API of IoTFlow (v1).",
     "VERSION": "1.0.0",
+    # Endpoints grouped (tagged) by the first segment after /api/v1: telemetry, devices, alerts, ...
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

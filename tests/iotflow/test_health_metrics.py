@@ -118,6 +118,17 @@ def test_schema_lists_the_v1_endpoints(schema):
     assert {"get", "put"} <= set(schema["paths"]["/api/v1/devices/config"])
 
 
+def test_the_docs_group_endpoints_by_what_they_work_on(schema):
+    tags = {
+        path: {tag for operation in operations.values() for tag in operation.get("tags", [])}
+        for path, operations in schema["paths"].items()
+    }
+    assert tags["/api/v1/telemetry/{device_id}/latest"] == {"telemetry"}
+    assert tags["/api/v1/devices/{id}/commands"] == {"devices"}
+    assert tags["/api/v1/alerts/{id}/acknowledge"] == {"alerts"}
+    assert tags["/api/v1/admin/stats"] == {"admin"}
+
+
 def test_schema_as_json(client, db):
     response = client.get("/api/schema/", {"format": "json"})
 
