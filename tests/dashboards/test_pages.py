@@ -1,12 +1,15 @@
 """Dashboard pages: create, rename, reorder and delete dashboards; build, edit, move and delete charts."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from dashboards.models import Chart, Dashboard
 from dashboards.overview import sparkline
+from notifications.models import Alert, AlertRule
 from telemetry.timeparse import now_ms
 from tests.conftest import session_client
 
@@ -177,3 +180,14 @@ def test_overview_counts_messages_and_draws_sparklines(alice, device, make_devic
     assert "<polyline points=" in page and "temperature over the last 24 hours" in page
     today = re.search(r'stat-tile__value">(\d+)</span><span class="stat-tile__label">Messages today', page)
     assert 1 <= int(today.group(1)) <= 360, "readings since midnight in the user's zone"
+
+
+def test_the_overview_says_when_an_open_alert_fired(alice, device):
+    AlertRule.objects.create(
+        owner=alice, name="Too warm", device=device.device, measurement="temperature", operator=">", threshold=30
+    )
+    assert device.client().post("/api/v1/telemetry", {"data": {"temperature": 35.0}}, format="json").status_code == 201
+    client = session_client(alice)
+    assert re.search(r"Too warm</a> on \S+ <span class=\"muted\">just now</span>", client.get("/").content.decode())
+    Alert.objects.update(triggered_at=timezone.now() - timedelta(hours=3, minutes=5))
+    assert re.search(r"<span class=\"muted\">3\s+hours, 5\s+minutes ago</span>", client.get("/").content.decode())
