@@ -5,6 +5,7 @@ devices only through the same models and service functions (``devices.commands.s
 """
 
 import json
+import math
 
 from django.conf import settings
 from django.contrib import messages
@@ -166,11 +167,24 @@ def device_url(device: Device) -> str:
     return reverse("devices:detail", args=[device.pk])
 
 
+def shown_value(value) -> str:
+    """A reading as the live values tile writes it when it arrives (static/js/device.js, ``showValue``):
+    JSON's true and false, whole numbers without ".0", other numbers to three decimals."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and math.isfinite(value):
+        scaled = value * 1000
+        whole = math.floor(scaled)
+        rounded = (whole + 1 if scaled - whole >= 0.5 else whole) / 1000  # JavaScript's Math.round: halves go up
+        return str(int(rounded)) if rounded.is_integer() and abs(rounded) < 1e21 else repr(rounded)
+    return str(value)
+
+
 @login_required
 def device_live(request: HttpRequest, pk: int) -> HttpResponse:
     device = device_for(request.user, pk)
     latest = sorted(get_backend().latest(device.pk).values(), key=lambda p: p.measurement)
-    rows = [{"measurement": p.measurement, "value": p.value, "iso": to_iso(p.ts)} for p in latest]
+    rows = [{"measurement": p.measurement, "value": shown_value(p.value), "iso": to_iso(p.ts)} for p in latest]
     return _tab(request, device, "live", "devices/device_live.html", latest=rows)
 
 

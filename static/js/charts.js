@@ -11,6 +11,7 @@
   const live = window.IoTFlowLive;
   const timeZone = (live && live.timeZone) || document.body.dataset.timeZone || "UTC";
   const charts = new Set();
+  const SPARSE_POINTS = 60;
 
   function formatNumber(value) {
     if (value === null || value === undefined) return "—";
@@ -87,7 +88,8 @@
       } else if (this.type === "stat") {
         this.renderStat(series);
       } else if (!points) {
-        note(this.el, "No data in this range yet.");
+        const text = series.some((s) => s.latest && typeof s.latest.value === "string");
+        note(this.el, text ? "Text values are not charted; the newest is shown above." : "No data in this range yet.");
       } else {
         this.renderPlot(series);
       }
@@ -187,7 +189,8 @@
           fill: this.type === "area" ? alpha(color, 0.18) : this.type === "bar" ? alpha(color, 0.75) : undefined,
           paths: bars || undefined,
           spanGaps: this.type !== "bar",
-          points: { show: false },
+          // A few readings in a long range would be specks of line, or nothing for a single one: mark each.
+          points: { show: this.type !== "bar" && s.value.filter((v) => v !== null).length <= SPARSE_POINTS, size: 6, fill: color },
         });
         const valueColumn = column;
         column += 1;

@@ -109,6 +109,45 @@ def test_times_read_alike_whichever_side_wrote_them(page, live_server, live_sock
         german.close()
 
 
+def test_live_tiles_read_the_same_before_and_after_a_live_update(page, live_socket, make_user, make_device):
+    alice = make_user("alice")
+    door = make_device(alice, "Garage door")
+    reading = {"locked": True, "humidity": 60.0, "temperature": 21.123456, "door": "open", "battery": 87}
+    assert door.client().post("/api/v1/telemetry", {"data": reading}, format="json").status_code == 201
+    log_in(page, "alice")
+    page.goto(f"/devices/{door.pk}/live")
+    tiles = page.locator("#live-values .live-value__value")
+    server_written = tiles.all_inner_texts()
+    assert server_written == ["87", "open", "60", "true", "21.123"], "battery, door, humidity, locked, temperature"
+
+    wait_until_following(page, door.pk)
+    page.evaluate("document.querySelectorAll('#live-values .live-value__value').forEach((v) => (v.textContent = ''))")
+    assert door.client().post("/api/v1/telemetry", {"data": reading}, format="json").status_code == 201
+    expect(tiles).to_have_text(server_written)
+
+
+def test_the_history_tab_marks_a_few_readings_and_says_why_text_has_no_chart(page, make_user, make_device):
+    alice = make_user("alice")
+    door = make_device(alice, "Garage door")
+    for state in ("open", "closed"):
+        reading = {"door": state, "battery": 87, "locked": True}
+        assert door.client().post("/api/v1/telemetry", {"data": reading}, format="json").status_code == 201
+    log_in(page, "alice")
+    page.goto(f"/devices/{door.pk}/history")
+    charts = page.locator("[data-chart]")
+    expect(charts).to_have_count(3)
+    for index in range(3):
+        expect(charts.nth(index)).to_have_attribute("data-state", "ready")
+    text_card = page.get_by_role("region", name="door history")
+    expect(text_card).to_contain_text("Text values are not charted; the newest is shown above.")
+    expect(text_card.locator(".chart__latest")).to_have_text("closed")
+    marked = page.evaluate(
+        "Object.fromEntries([...IoTFlowCharts.charts].filter((c) => c.plot)"
+        ".map((c) => [c.data.series[0].measurement, c.plot.series[1].points.show(c.plot, 1)]))"
+    )
+    assert marked == {"battery": True, "locked": True}, "one window each: a mark, not an invisible line"
+
+
 def test_a_command_sent_from_the_page_changes_status_live(page, live_socket, make_user, make_device):
     alice = make_user("alice")
     device = make_device(alice, "Bedroom purifier", device_type="air_purifier")
