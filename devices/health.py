@@ -100,7 +100,7 @@ def _health_notification(device: Device, state: str, reason: str) -> Notificatio
     )
 
 
-def mark_seen(device: Device, metadata: dict | None = None, *, reason: str, force: bool = False) -> None:
+def mark_seen(device: Device, metadata: dict | None = None, *, reason: str, force: bool = False, at=None) -> None:
     """The device was heard from: record when (and its metadata), and make it online.
 
     At most one row write per LAST_SEEN_RESOLUTION_SECONDS per device (the ``seen:<id>`` gate),
@@ -108,7 +108,7 @@ def mark_seen(device: Device, metadata: dict | None = None, *, reason: str, forc
     goes through this process's ``SeenBuffer``, which writes every device heard from in the
     last LAST_SEEN_FLUSH_SECONDS in one statement (0 writes at once, as ``force`` does).
     """
-    entry = Seen(timezone.now(), metadata or None, reason)
+    entry = Seen(at or timezone.now(), metadata or None, reason)
     if force:
         cache.set(gate_key(device.pk), 1, settings.LAST_SEEN_RESOLUTION_SECONDS)
         record_seen({device.pk: entry})

@@ -27,6 +27,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 
 import redis
 from asgiref.sync import async_to_sync
@@ -72,10 +73,12 @@ def publish_device_event(device_id: int, kind: str, data: dict) -> None:
     publish(device_group(device_id), {"type": kind, "device": device_id, "data": data})
 
 
-def publish_telemetry(newest: Mapping[int, Mapping[str, object]]) -> None:
+def publish_telemetry(newest: Mapping[int, Mapping[str, object]], heard_at: datetime) -> None:
     """One message per device with the newest value of each measurement of a stored batch.
 
     ``newest`` maps a device id to its measurements' newest ``Point``s (as ``newest_points`` gives).
+    ``ts`` is the newest reading's own time; ``seen``, ``heard_at``, when the platform heard from the
+    device, the time its last seen records (a reading may carry an older timestamp of its own).
     """
     for device_id, points in newest.items():
         if not points:
@@ -85,6 +88,7 @@ def publish_telemetry(newest: Mapping[int, Mapping[str, object]]) -> None:
             "device": device_id,
             "data": {name: point.value for name, point in points.items()},
             "ts": to_iso(max(point.ts for point in points.values())),
+            "seen": heard_at.isoformat(),
         }
         publish(device_group(device_id), message)
 

@@ -14,10 +14,12 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.utils import timezone
 from prometheus_client import Counter
 
 from devices import commands, health
@@ -293,17 +295,18 @@ def normalise(device_id: int, payload: Any) -> tuple[list[Point], int, dict]:
     return points, len(records), metadata
 
 
-def store(points: Sequence[Point], transport: str) -> None:
+def store(points: Sequence[Point], transport: str, *, heard_at: datetime | None = None) -> None:
     """Write points in one call; the backend keeps each measurement's latest value with them.
 
     Then alert rules and live pages see the newest value per device and measurement: one check
-    and one live message per device per call, however many points it carried.
+    and one live message per device per call, however many points it carried. ``heard_at``: when
+    the devices were heard from, as their last seen records it (now, unless given).
     """
     get_backend().write(points)
     POINTS_STORED.labels(transport).inc(len(points))
     newest = live.newest_points(points)
     alerts.evaluate(newest)
-    live.publish_telemetry(newest)
+    live.publish_telemetry(newest, heard_at or timezone.now())
     report_state(points)
 
 
@@ -336,6 +339,7 @@ def ingest(device: Device, payload: Any, transport: str = "http") -> IngestResul
 
 def accept(device: Device, points: Sequence[Point], records: int, metadata: dict, transport: str) -> IngestResult:
     """Store a device's validated points (``normalise``'s result) and record that it was heard from."""
-    store(points, transport)
-    health.mark_seen(device, metadata, reason="telemetry")
+    heard_at = timezone.now()
+    store(points, transport, heard_at=heard_at)
+    health.mark_seen(device, metadata, reason="telemetry", at=heard_at)
     return IngestResult(records=records, points=len(points), metadata=metadata)

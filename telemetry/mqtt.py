@@ -30,6 +30,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, DataError, close_old_connections
+from django.utils import timezone
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -399,12 +400,13 @@ def process_batch(batch: list[Incoming]) -> None:
             continue
         points.extend(new_points)
         seen[device.pk] = (device, metadata)
+    heard_at = timezone.now()
     if points:
-        ingest.store(points, "mqtt")
+        ingest.store(points, "mqtt", heard_at=heard_at)
     for kind, count in kinds.items():
         MESSAGES.labels(kind).inc(count)
     for device, metadata in seen.values():
-        health.mark_seen(device, metadata, reason="telemetry")
+        health.mark_seen(device, metadata, reason="telemetry", at=heard_at)
     for kind, device, payload, item in after:
         if kind == "status":
             apply_status(device, payload)

@@ -162,10 +162,12 @@
   }
   localiseTimes();
   document.addEventListener("htmx:afterSettle", localiseTimes);
+  /* Last seen is when the platform heard from the device (seen), not the reading's own time (ts). */
   on("telemetry", (message) => {
+    const seen = message.seen || message.ts;
     document.querySelectorAll(`[data-last-seen-for="${message.device}"]`).forEach((time) => {
-      time.dateTime = message.ts;
-      time.textContent = formatTime(message.ts);
+      time.dateTime = seen;
+      time.textContent = formatTime(seen);
     });
   });
 

@@ -1,5 +1,7 @@
 """The notifications socket: who may open it, what each user may follow, and what reaches them."""
 
+from datetime import datetime
+
 import pytest
 from asgiref.sync import sync_to_async
 
@@ -103,6 +105,9 @@ def test_telemetry_posted_over_http_reaches_the_subscribed_page(redis_layer, ali
         assert response.status_code == 201
 
         telemetry = await receive_type(page, "telemetry")
+        seen = datetime.fromisoformat(telemetry.pop("seen"))
+        await sync_to_async(device.device.refresh_from_db)()
+        assert seen == device.device.last_seen, "seen: when it was heard from, as its last seen records"
         assert telemetry == {
             "type": "telemetry",
             "device": device.pk,

@@ -1,6 +1,7 @@
 """Telemetry published over MQTT, stored by a real Celery worker, shows up on an open page's socket."""
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -52,6 +53,8 @@ def test_mqtt_telemetry_reaches_a_subscribed_socket(private_broker, redis_layer,
             assert message["device"] == mqtt_device.pk
             assert message["data"]["temperature"] == 20 + message["data"]["seq"]
             assert message["ts"].startswith("2025-06-27T")
+            heard = datetime.fromisoformat(message["seen"])
+            assert abs(heard - datetime.now(UTC)) < timedelta(minutes=5), "readings of 2025, heard from now"
             break
         else:
             raise AssertionError(f"no telemetry reached the socket\n{log.read_text()[-3000:]}")
