@@ -16,15 +16,22 @@
     if (message.device !== deviceId || !grid) return;
     const empty = grid.querySelector("[data-empty]");
     if (empty) empty.remove();
+    const tiles = [...grid.querySelectorAll(".live-value")];
     Object.entries(message.data).forEach(([name, value]) => {
-      let tile = [...grid.querySelectorAll(".live-value")].find((node) => node.dataset.measurement === name);
+      let tile = tiles.find((node) => node.dataset.measurement === name);
+      if (tile && Date.parse(tile.querySelector(".live-value__time").dateTime) > Date.parse(message.ts)) {
+        return; // an older reading (a device catching up): the tile keeps the newest, as a reload would show
+      }
       if (!tile) {
         tile = document.createElement("div");
         tile.className = "live-value";
         tile.dataset.measurement = name;
         tile.innerHTML = '<span class="live-value__name"></span><span class="live-value__value"></span><time class="live-value__time"></time>';
         tile.querySelector(".live-value__name").textContent = name;
-        grid.appendChild(tile);
+        // In name order, as the page lists them when it loads.
+        const next = [...grid.querySelectorAll(".live-value")].find((node) => node.dataset.measurement > name);
+        grid.insertBefore(tile, next || null);
+        tiles.push(tile);
       }
       tile.querySelector(".live-value__value").textContent = showValue(value);
       const time = tile.querySelector(".live-value__time");
