@@ -140,3 +140,14 @@ def screenshot(page, name: str) -> None:
 def go_to(page, section: str) -> None:
     """Follow a link of the main navigation (Overview, Devices, Dashboards, Alerts)."""
     page.get_by_role("navigation", name="Main").get_by_role("link", name=section, exact=True).click()
+
+
+def charts_drawn(page, count: int):
+    """The page holds ``count`` charts and each has loaded its data and drawn; returns their locator."""
+    from playwright.sync_api import expect
+
+    charts = page.locator("[data-chart]")
+    expect(charts).to_have_count(count)
+    for index in range(count):
+        expect(charts.nth(index)).to_have_attribute("data-state", "ready")
+    return charts

@@ -8,7 +8,7 @@ from dashboards.models import Chart, Dashboard
 from telemetry.backends import get_backend
 from telemetry.points import Point
 from telemetry.timeparse import now_ms
-from tests.browser.conftest import go_to, log_in, screenshot, wait_until_following
+from tests.browser.conftest import charts_drawn, go_to, log_in, screenshot, wait_until_following
 
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright not installed: pip install playwright").expect
 
@@ -88,10 +88,7 @@ def test_dashboard_of_several_chart_types(page, live_socket, make_user, make_dev
         chart.devices.set([d.device for d in chosen])
     log_in(page, "alice")
     page.goto(f"/dashboards/{dashboard.pk}/")
-    charts = page.locator("[data-chart]")
-    expect(charts).to_have_count(4)
-    for index in range(4):
-        expect(charts.nth(index)).to_have_attribute("data-state", "ready")
+    charts_drawn(page, 4)
     expect(page.locator(".gauge")).to_be_visible()
     wait_until_following(page, devices[1].pk)
     devices[1].client().post("/api/v1/telemetry", {"data": {"temperature": 30.5}}, format="json")
@@ -114,9 +111,7 @@ def test_a_chart_spans_its_whole_range_when_data_covers_part_of_it(page, live_so
         chart.devices.set([purifier.device])
     log_in(page, "alice")
     page.goto(f"/dashboards/{dashboard.pk}/")
-    charts = page.locator("[data-chart]")
-    for index in range(2):
-        expect(charts.nth(index)).to_have_attribute("data-state", "ready")
+    charts_drawn(page, 2)
     spans = page.evaluate(
         "[...window.IoTFlowCharts.charts].map((c) => ({type: c.type, min: c.plot.scales.x.min,"
         " max: c.plot.scales.x.max, start: c.data.start, end: c.data.end, first: c.data.series[0].ts[0]}))"

@@ -11,7 +11,7 @@ import pytest
 
 from devices.models import Command, Device
 from telemetry.timeparse import now_ms
-from tests.browser.conftest import go_to, log_in, screenshot, wait_until_following
+from tests.browser.conftest import charts_drawn, go_to, log_in, screenshot, wait_until_following
 from tests.conftest import KeyedDevice
 
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright not installed: pip install playwright").expect
@@ -146,10 +146,7 @@ def test_the_history_tab_marks_a_few_readings_and_says_why_text_has_no_chart(pag
         assert door.client().post("/api/v1/telemetry", {"data": reading}, format="json").status_code == 201
     log_in(page, "alice")
     page.goto(f"/devices/{door.pk}/history")
-    charts = page.locator("[data-chart]")
-    expect(charts).to_have_count(3)
-    for index in range(3):
-        expect(charts.nth(index)).to_have_attribute("data-state", "ready")
+    charts_drawn(page, 3)
     text_card = page.get_by_role("region", name="door history")
     expect(text_card).to_contain_text("Text values are not charted; the newest is shown above.")
     expect(text_card.locator(".chart__latest")).to_have_text("closed")
