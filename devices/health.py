@@ -100,13 +100,16 @@ def _health_notification(device: Device, state: str, reason: str) -> Notificatio
     )
 
 
-def mark_seen(device: Device, metadata: dict | None = None, *, reason: str, force: bool = False, at=None) -> None:
+def mark_seen(
+    device: Device, metadata: dict | None = None, *, reason: str, force: bool = False, at: datetime | None = None
+) -> None:
     """The device was heard from: record when (and its metadata), and make it online.
 
     At most one row write per LAST_SEEN_RESOLUTION_SECONDS per device (the ``seen:<id>`` gate),
     unless ``force``: explicit status messages and heartbeats always count, at once. Telemetry
     goes through this process's ``SeenBuffer``, which writes every device heard from in the
-    last LAST_SEEN_FLUSH_SECONDS in one statement (0 writes at once, as ``force`` does).
+    last LAST_SEEN_FLUSH_SECONDS in one statement (0 writes at once, as ``force`` does). ``at``:
+    when it was heard from, if the caller has already read the clock for it (now otherwise).
     """
     entry = Seen(at or timezone.now(), metadata or None, reason)
     if force:
